@@ -1,0 +1,1 @@
+"""Non-neural baselines (filled in by the evaluation work)."""
