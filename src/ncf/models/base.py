@@ -39,6 +39,11 @@ class Estimator(ABC):
     name: ClassVar[str] = "estimator"
     tasks: ClassVar[tuple[str, ...]] = ("rating", "ranking")
 
+    @classmethod
+    def conformance_params(cls) -> dict[str, Any]:
+        """Small, fast hyperparameters used by the shared conformance tests (ncf.testing)."""
+        return {}
+
     # ------------------------------------------------------------- params
     @classmethod
     def _param_names(cls) -> list[str]:
