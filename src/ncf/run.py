@@ -1,0 +1,426 @@
+"""One training run, end to end: load -> split -> candidates -> fit -> evaluate (model + baselines) -> run dir.
+
+`train_run(config, out=...)` is what `ncf train` calls; it is equally usable from Python:
+
+    >>> from ncf.run import train_run
+    >>> from ncf.runconfig import RunConfig
+    >>> result = train_run(RunConfig(epochs=5), out="runs/try")   # doctest: +SKIP
+    >>> result.metrics["neumf"]["sampled"]["hr@10"]                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ncf._io import atomic_dir
+from ncf.data import Interactions
+from ncf.errors import ConfigError, UsageError
+from ncf.runconfig import RunConfig
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    """What a run produced. `run_dir` is None when nothing was written (out=None)."""
+
+    config: RunConfig  # resolved: every default explicit
+    metrics: dict[str, dict[str, dict[str, float]]]  # {model: {protocol: {metric: value}}}
+    history: pd.DataFrame
+    estimator: Any
+    split: Any
+    data_summary: dict[str, Any]
+    audit: dict[str, Any]
+    candidates: np.ndarray | None
+    seconds: float
+    run_dir: Path | None = None
+    baselines: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> pd.DataFrame:
+        """Metrics as a DataFrame: one row per model, columns `protocol/metric`."""
+        return metrics_table(self.metrics)
+
+
+def default_run_dir(model: str, root: str | Path = "runs") -> Path:
+    """runs/<timestamp>-<model>."""
+    return Path(root) / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{model}"
+
+
+# ----------------------------------------------------------------------------- the pipeline
+def train_run(
+    config: RunConfig | dict[str, Any],
+    out: str | Path | None = None,
+    log: Log | None = None,
+    overwrite: bool = False,
+) -> RunResult:
+    """Run the whole pipeline for `config`; write the run directory to `out` (atomically) if given.
+
+    `log` receives human-readable progress lines (None: silent). A failure leaves no run directory.
+    """
+    cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config))
+    say = log or (lambda _msg: None)
+    out_path = Path(out) if out is not None else None
+    if out_path is not None and out_path.exists() and not overwrite:
+        raise UsageError(f"run directory {out_path} already exists", "pass another --out or remove it")
+    t0 = time.perf_counter()
+
+    data = load(cfg)
+    summary = data_summary(data, cfg)
+    say(format_data_line(summary))
+
+    split = make_split(data, cfg)
+    audit = split_audit(split)
+    summary["split"] = {"method": cfg.split_method(), "seed": cfg.seed,
+                        "train": len(split.train), "valid": len(split.valid) if split.valid is not None else 0,
+                        "test": len(split.test)}
+    say(format_split_line(summary["split"], audit))
+
+    candidates = None
+    if cfg.task == "ranking":
+        candidates = make_candidates(data, split.test, cfg)
+
+    est = build_estimator(cfg)
+    resolved = cfg.resolved(est.get_params())
+    say(f"model: {cfg.model} ({cfg.task}) {format_params(est)}")
+    fit_estimator(est, split, cfg, say)
+    history = getattr(est, "history_", None)
+    history = history.copy() if isinstance(history, pd.DataFrame) else pd.DataFrame()
+
+    metrics: dict[str, dict[str, dict[str, float]]] = {}
+    metrics[cfg.model] = evaluate(est, split, candidates, cfg)
+    fitted_baselines: dict[str, Any] = {}
+    base_train = split.train if split.valid is None else split.train.concat(split.valid)
+    for name in resolved.baselines or []:
+        b = build_baseline(name, cfg)
+        b.fit(base_train)
+        fitted_baselines[name] = b
+        metrics[name] = evaluate(b, split, candidates, cfg)
+    seconds = time.perf_counter() - t0
+    summary["seconds"] = round(seconds, 3)
+
+    result = RunResult(config=resolved, metrics=metrics, history=history, estimator=est, split=split,
+                       data_summary=summary, audit=audit, candidates=candidates, seconds=seconds,
+                       baselines=fitted_baselines)
+    if out_path is not None:
+        write_run_dir(result, out_path, overwrite=overwrite)
+        result.run_dir = out_path
+    say("")
+    say(format_metrics(metrics, cfg.model))
+    return result
+
+
+def write_run_dir(result: RunResult, path: Path, overwrite: bool = False) -> Path:
+    """Write every run artifact into a temp dir beside `path` and rename it into place at the end."""
+    with atomic_dir(path, overwrite=overwrite) as tmp:
+        result.config.to_file(tmp / "config.toml")
+        result.history.to_csv(tmp / "history.csv", index=False)
+        _write_json(tmp / "metrics.json", result.metrics)
+        _write_json(tmp / "data.json", result.data_summary)
+        _write_json(tmp / "audit.json", result.audit)
+        if result.candidates is not None:
+            np.save(tmp / "candidates.npy", np.ascontiguousarray(result.candidates), allow_pickle=False)
+        result.estimator.save(tmp / "model", train=result.split.train,
+                              extra={"run": {"config": result.config.to_dict(), "metrics": result.metrics}})
+        report = _report_writer()
+        if report is not None:
+            report(tmp)
+    return path
+
+
+# ----------------------------------------------------------------------------- steps
+def load(cfg: RunConfig) -> Interactions:
+    """Load the data named by the config; check it suits the task."""
+    from ncf.data import load_data
+
+    data = load_data(cfg.data, columns=cfg.columns, sep=cfg.sep)
+    if cfg.task == "rating" and data.ratings is None:
+        raise ConfigError(f"data '{cfg.data}' has no ratings, so the rating task is impossible",
+                          "use --task ranking or give a rating column")
+    if len(data) == 0:
+        raise ConfigError(f"data '{cfg.data}' has no interactions", "check the file")
+    return data
+
+
+def make_split(data: Interactions, cfg: RunConfig):
+    """Split per the config (kfold: the `fold`-th of `n_folds`)."""
+    from ncf import split as split_mod
+
+    method = cfg.split_method()
+    if method == "kfold":
+        for i, part in enumerate(split_mod.kfold(data, k=cfg.n_folds, seed=cfg.seed)):
+            if i == cfg.fold:
+                return part
+        raise ConfigError(f"fold {cfg.fold} does not exist", f"use a fold below {cfg.n_folds}")
+    params = {k: v for k, v in (("test_size", cfg.test_size), ("valid_size", cfg.valid_size),
+                                ("stratify", cfg.stratify)) if v is not None}
+    params = _accepted(split_mod.split_data, params, what=f"split '{method}'")
+    return split_mod.split_data(data, method=method, seed=cfg.seed, **params)
+
+
+def split_audit(split) -> dict[str, Any]:
+    """The leakage audit of a split as a JSON-ready dict."""
+    from ncf import split as split_mod
+
+    return _jsonable(split_mod.audit(split))
+
+
+def make_candidates(data: Interactions, test: Interactions, cfg: RunConfig) -> np.ndarray:
+    """Fixed sampled-evaluation candidates: never a positive of the user anywhere in the data."""
+    from ncf.sampling import eval_candidates, positive_keys
+
+    keys_all = positive_keys(data.csr())
+    return eval_candidates(test, keys_all, n=cfg.n_candidates, seed=cfg.seed)
+
+
+def build_estimator(cfg: RunConfig):
+    """The neural estimator named by the config, with its hyperparameters (unknown ones refused)."""
+    from ncf.models import REGISTRY
+
+    cls = REGISTRY.get(cfg.model)
+    if cls is None:
+        raise ConfigError(f"model '{cfg.model}' is not available", "its module failed to import; run with --debug")
+    names = cls._param_names()
+    params = cfg.estimator_params()
+    bad = [k for k in params if k not in names]
+    if bad:
+        raise ConfigError(f"model '{cfg.model}' has no hyperparameter '{bad[0]}'",
+                          f"remove it; {cfg.model} takes: {', '.join(n for n in names if n not in ('task',))}")
+    if "task" in names:
+        params["task"] = cfg.task
+    if "pretrain" in names:
+        params["pretrain"] = cfg.pretrain
+    elif cfg.pretrain:
+        raise ConfigError("this version of neumf does not support pretraining", "drop --pretrain")
+    for key in ("seed", "random_state"):
+        if key in names:
+            params[key] = cfg.seed
+    if "device" in names:
+        params["device"] = cfg.device
+    if "layers" in params and isinstance(params["layers"], list):
+        params["layers"] = tuple(params["layers"])
+    return cls(**params)
+
+
+def build_baseline(name: str, cfg: RunConfig):
+    """A baseline with its default hyperparameters, for the config's task."""
+    from ncf.models import REGISTRY
+
+    cls = REGISTRY.get(name)
+    if cls is None:
+        raise ConfigError(f"baseline '{name}' is not available", "choose another with --baselines")
+    if cfg.task not in getattr(cls, "tasks", ("rating", "ranking")):
+        raise ConfigError(f"baseline '{name}' does not support the {cfg.task} task",
+                          f"choose baselines for {cfg.task} with --baselines")
+    names = cls._param_names()
+    params: dict[str, Any] = {}
+    if "task" in names:
+        params["task"] = cfg.task
+    for key in ("seed", "random_state"):
+        if key in names:
+            params[key] = cfg.seed
+    return cls(**params)
+
+
+def fit_estimator(est, split, cfg: RunConfig, say: Log) -> None:
+    """Fit with the validation part (early stopping) and stream per-epoch lines to `say`."""
+    fit_sig = inspect.signature(est.fit).parameters
+    kwargs: dict[str, Any] = {}
+    streamed = False
+    if "callbacks" in fit_sig or "callback" in fit_sig or "on_epoch" in fit_sig:
+        key = next(k for k in ("callbacks", "callback", "on_epoch") if k in fit_sig)
+        cb = _EpochPrinter(say, cfg)
+        kwargs[key] = [cb] if key == "callbacks" else cb
+        streamed = True
+    est.fit(split.train, split.valid, **kwargs)
+    hist = getattr(est, "history_", None)
+    if not streamed and isinstance(hist, pd.DataFrame):
+        printer = _EpochPrinter(say, cfg)
+        for row in hist.to_dict("records"):
+            printer(row)
+    best = getattr(est, "best_epoch_", None)
+    if best is not None and isinstance(hist, pd.DataFrame) and len(hist):
+        say(f"best epoch {best} of {len(hist)} (weights restored from it)")
+
+
+class _EpochPrinter:
+    """Formats one history row per epoch."""
+
+    def __init__(self, say: Log, cfg: RunConfig) -> None:
+        self.say = say
+        self.cfg = cfg
+
+    def __call__(self, row: Any, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(row, dict):
+            row = dict(getattr(row, "history_row", None) or kwargs or {})
+        if not row:
+            return
+        parts = [f"epoch {int(row.get('epoch', 0)):>3}"]
+        for key in ("train_loss", "train_loss_eval", "val_loss"):
+            if _finite(row.get(key)):
+                parts.append(f"{key} {row[key]:.4f}")
+        for key, value in row.items():
+            if key.startswith("val_") and key != "val_loss" and _finite(value):
+                parts.append(f"{key[4:]} {value:.4f}")
+        if _finite(row.get("seconds")):
+            parts.append(f"{row['seconds']:.1f}s")
+        if _finite(row.get("samples_per_s")):
+            parts.append(f"{row['samples_per_s'] / 1000:.0f}k samples/s")
+        self.say("  ".join(parts))
+
+
+def evaluate(model, split, candidates: np.ndarray | None, cfg: RunConfig) -> dict[str, dict[str, float]]:
+    """Protocols for the task: `rating`, or `sampled` + `full` ranking (validation items excluded too)."""
+    from ncf.evaluation import protocols
+
+    ks = tuple(cfg.ks)
+    if cfg.task == "rating":
+        return {"rating": _floats(protocols.evaluate_rating(model, split.test))}
+    seen = split.train if split.valid is None else split.train.concat(split.valid)
+    return {
+        "sampled": _floats(protocols.evaluate_sampled(model, split.test, candidates, ks=ks)),
+        "full": _floats(protocols.evaluate_full(model, split.test, seen.csr(), ks=ks)),
+    }
+
+
+# ----------------------------------------------------------------------------- summaries and printing
+def data_summary(data: Interactions, cfg: RunConfig) -> dict[str, Any]:
+    """A JSON-ready description of the loaded data."""
+    n = len(data)
+    return _jsonable({
+        "spec": cfg.data,
+        "name": data.name,
+        "n_users": data.n_users,
+        "n_items": data.n_items,
+        "n_interactions": n,
+        "density": n / max(1, data.n_users * data.n_items),
+        "has_ratings": data.ratings is not None,
+        "rating_scale": list(data.rating_scale) if data.rating_scale is not None else None,
+        "rating_mean": float(data.ratings.mean()) if data.ratings is not None and n else None,
+        "has_timestamps": data.timestamps is not None,
+        "duplicates_dropped": data.duplicates_dropped,
+        "n_catalog_items": data.n_catalog_items,
+        "fingerprint": data.fingerprint(),
+    })
+
+
+def format_data_line(s: dict[str, Any]) -> str:
+    what = "ratings" if s["has_ratings"] else "interactions"
+    line = (f"data: {s['name']}: {s['n_users']:,} users, {s['n_items']:,} items, {s['n_interactions']:,} {what} "
+            f"(density {100 * s['density']:.2f}%")
+    if s.get("rating_scale"):
+        line += f", scale {s['rating_scale'][0]:g}-{s['rating_scale'][1]:g}"
+    if s.get("duplicates_dropped"):
+        line += f", {s['duplicates_dropped']:,} duplicates dropped"
+    return line + ")"
+
+
+def format_split_line(s: dict[str, Any], audit: dict[str, Any]) -> str:
+    line = f"split: {s['method']} (seed {s['seed']}): train {s['train']:,} / valid {s['valid']:,} / test {s['test']:,}"
+    return line + "; audit: " + _audit_text(audit)
+
+
+def _audit_text(audit: dict[str, Any]) -> str:
+    leaks = {k: v for k, v in audit.items() if "leak" in k or "overlap" in k}
+    bad = {k: v for k, v in leaks.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v}
+    flags = [k for k, v in leaks.items() if v is True]
+    parts = ["no leakage" if not bad and not flags else
+             "LEAKAGE " + ", ".join([f"{k}={v}" for k, v in bad.items()] + flags)]
+    for key, value in audit.items():
+        if key in leaks or isinstance(value, (dict, list)):
+            continue
+        if "tie" in key or "cold" in key or "unknown" in key:
+            parts.append(f"{key.replace('_', ' ')} {value}")
+    return ", ".join(parts)
+
+
+def metrics_table(metrics: dict[str, dict[str, dict[str, float]]]) -> pd.DataFrame:
+    """{model: {protocol: {metric: v}}} as a DataFrame (rows: models; columns: protocol/metric)."""
+    rows = {m: {f"{p}/{k}": v for p, d in prot.items() for k, v in d.items()} for m, prot in metrics.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def format_metrics(metrics: dict[str, dict[str, dict[str, float]]], model: str) -> str:
+    """A small fixed-width table, the trained model first, then the baselines."""
+    preferred = ["rmse", "mae", "hr@10", "ndcg@10", "recall@10", "mrr", "auc"]
+    cols: list[tuple[str, str]] = []
+    for prot in ("rating", "sampled", "full"):
+        keys = {k for d in metrics.values() for k in d.get(prot, {})}
+        chosen = [k for k in preferred if k in keys]
+        chosen += sorted(k for k in keys if k.split("@")[0] in ("hr", "ndcg") and k not in chosen)
+        if prot == "full":
+            chosen = [k for k in chosen if k.split("@")[0] in ("hr", "ndcg", "recall")]
+        cols += [(prot, k) for k in chosen]
+    if not cols:
+        return "(no metrics)"
+    names = [model] + [m for m in metrics if m != model]
+    head = ["model"] + [f"{p}:{k}" for p, k in cols]
+    width = max(12, *(len(h) + 1 for h in head))
+    lines = ["".join(h.ljust(width) for h in head)]
+    for name in names:
+        vals = [metrics[name].get(p, {}).get(k) for p, k in cols]
+        cells = [name + (" *" if name == model else "")] + ["-" if v is None else f"{v:.4f}" for v in vals]
+        lines.append("".join(c.ljust(width) for c in cells))
+    return "\n".join(lines)
+
+
+def format_params(est) -> str:
+    params = est.get_params()
+    shown = {k: v for k, v in params.items() if k not in ("task", "device", "verbose") and v is not None}
+    return " ".join(f"{k}={v}" for k, v in shown.items())
+
+
+# ----------------------------------------------------------------------------- helpers
+def _report_writer() -> Callable[[Path], Any] | None:
+    try:
+        from ncf.diagnosis.report import write_report
+    except ImportError:
+        return None
+    return write_report
+
+
+def _accepted(func: Callable, params: dict[str, Any], what: str) -> dict[str, Any]:
+    sig = inspect.signature(func).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
+        return params
+    bad = [k for k in params if k not in sig]
+    if bad:
+        raise ConfigError(f"{what} does not take '{bad[0]}'", f"remove {bad[0]} from the config")
+    return params
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v)
+
+
+def _floats(d: dict[str, Any]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in d.items()}
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=False), encoding="utf-8")

@@ -1,0 +1,209 @@
+"""The configuration of one training run (`ncf train`): validated, flat, round-trips to TOML/JSON.
+
+Keys mirror the estimator constructor (factors, layers, lr, ...). A hyperparameter left unset (None)
+takes the estimator's default; `RunConfig.resolved()` fills in every default so the written
+`config.toml` reproduces the run exactly. Precedence: preset < config file < command-line flags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from ncf.config import Config
+from ncf.errors import ConfigError, closest
+
+MODELS = ("gmf", "mlp", "neumf", "mf")
+SPLITS = ("loo", "random", "temporal", "kfold")
+BASELINES = ("global_mean", "bias", "pop", "itemknn", "ease")
+DEFAULT_BASELINES = {"rating": ["bias", "global_mean"], "ranking": ["pop", "itemknn", "ease"]}
+DEFAULT_SPLIT = {"rating": "random", "ranking": "loo"}
+
+# Keys that describe the run rather than the estimator.
+RUN_KEYS = frozenset({
+    "data", "columns", "sep", "task", "model", "split", "test_size", "valid_size", "stratify", "n_folds",
+    "fold", "seed", "ks", "n_candidates", "baselines", "device", "pretrain",
+})
+
+
+def _csv_list(value: Any) -> Any:
+    """Accept "32,16,8" (a flag) as well as [32, 16, 8] (a file)."""
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.replace(";", ",").split(",")]
+        return [p for p in parts if p]
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+class RunConfig(Config):
+    """Everything `ncf train` needs: data, split, model + hyperparameters, evaluation, device."""
+
+    # --- data
+    data: str = Field("ml-100k", description="dataset name (ml-100k, ...), GroupLens zip/folder, or CSV/Parquet")
+    columns: str | None = Field(None, description='column mapping for tables, e.g. "user=uid,item=iid,rating=r"')
+    sep: str | None = Field(None, description="field separator for text tables")
+    # --- task and split
+    task: Literal["rating", "ranking"] = Field("ranking", description="rating (RMSE) or ranking (top-K)")
+    model: str = Field("neumf", description="gmf | mlp | neumf | mf")
+    split: Literal["loo", "random", "temporal", "kfold"] | None = Field(
+        None, description="loo (ranking default) | random (rating default) | temporal | kfold")
+    test_size: float | None = Field(None, gt=0, lt=1, description="test fraction (random/temporal splits)")
+    valid_size: float | None = Field(None, ge=0, lt=1, description="validation fraction of train (0: none)")
+    stratify: bool | None = Field(None, description="random split stratified by user")
+    n_folds: int = Field(5, ge=2, le=50, description="number of folds (kfold split)")
+    fold: int = Field(0, ge=0, description="which fold is the test fold (kfold split)")
+    seed: int = Field(0, ge=0, description="random seed (split, candidates, training)")
+    # --- estimator hyperparameters (None: the estimator's default)
+    factors: int | None = Field(None, ge=1, le=4096, description="embedding size (GMF/MF; NeuMF GMF part)")
+    mlp_factors: int | None = Field(None, ge=1, le=4096, description="MLP embedding size (MLP; NeuMF MLP part)")
+    layers: list[int] | None = Field(None, description="MLP hidden layer sizes, e.g. 64,32,16,8")
+    dropout: float | None = Field(None, ge=0, lt=1, description="dropout in the MLP tower")
+    batch_norm: bool | None = Field(None, description="batch-norm in the MLP tower")
+    biases: bool | None = Field(None, description="user/item bias terms")
+    output: str | None = Field(None, description="output activation (e.g. linear, relu, sigmoid)")
+    target_scaling: str | None = Field(None, description="rating target scaling (e.g. none, minmax)")
+    loss: str | None = Field(None, description="training loss (e.g. bce, bpr, mse, mae)")
+    optimizer: str | None = Field(None, description="optimizer (e.g. adam, adamw, sgd)")
+    lr: float | None = Field(None, gt=0, le=10, description="learning rate")
+    weight_decay: float | None = Field(None, ge=0, description="weight decay")
+    l2: float | None = Field(None, ge=0, description="L2 penalty on the embeddings of each batch")
+    epochs: int | None = Field(None, ge=1, le=10_000, description="maximum number of epochs")
+    batch_size: int | None = Field(None, ge=1, le=1_000_000, description="training batch size")
+    n_negatives: int | None = Field(None, ge=1, le=1000, description="sampled negatives per positive (ranking)")
+    patience: int | None = Field(None, ge=0, description="early-stopping patience in epochs (0: off)")
+    pretrain: bool = Field(False, description="NeuMF: initialise from pretrained GMF and MLP (paper sec. 3.4.1)")
+    # --- evaluation
+    ks: list[int] = Field(default_factory=lambda: [10], description="cut-offs for ranking metrics, e.g. 5,10,20")
+    n_candidates: int = Field(99, ge=1, description="sampled negatives per test item (sampled protocol)")
+    baselines: list[str] | None = Field(None, description="baselines to compare with (default depends on task)")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+
+    # ------------------------------------------------------------- validation
+    @field_validator("layers", "ks", "baselines", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _csv_list(value)
+
+    @field_validator("layers", "ks")
+    @classmethod
+    def _positive(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and any(v < 1 for v in value):
+            raise ValueError("every entry must be >= 1")
+        if value is not None and len(value) == 0:
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in MODELS:
+            guess = closest(value, MODELS)
+            raise ConfigError(f"unknown model '{value}'",
+                              f"did you mean '{guess}'?" if guess else f"choose one of {', '.join(MODELS)}")
+        return value
+
+    @field_validator("baselines")
+    @classmethod
+    def _baselines(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        out = []
+        for name in value:
+            name = name.strip().lower()
+            if name in ("", "none"):
+                continue
+            if name not in BASELINES:
+                guess = closest(name, BASELINES)
+                raise ConfigError(f"unknown baseline '{name}'",
+                                  f"did you mean '{guess}'?" if guess else f"choose from {', '.join(BASELINES)}")
+            out.append(name)
+        return out
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        value = value.strip().lower()
+        ok = value in ("auto", "cpu", "cuda", "mps") or (value.startswith("cuda:") and value[5:].isdigit())
+        if not ok:
+            raise ConfigError(f"unknown device '{value}'", "use auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.fold >= self.n_folds:
+            raise ConfigError(f"fold {self.fold} is out of range for n_folds={self.n_folds}",
+                              f"use fold between 0 and {self.n_folds - 1}")
+        if self.pretrain and self.model != "neumf":
+            raise ConfigError(f"pretrain applies to neumf only, not '{self.model}'",
+                              "drop --pretrain or use --model neumf")
+        return self
+
+    # ------------------------------------------------------------- construction
+    @classmethod
+    def build(
+        cls,
+        config_file: str | Path | None = None,
+        preset: str | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> "RunConfig":
+        """Merge preset < config file < overrides (None values in overrides are ignored) and validate."""
+        merged: dict[str, Any] = {}
+        if preset:
+            merged.update(preset_values(preset))
+        if config_file is not None:
+            merged.update(cls.from_file(config_file).model_dump(exclude_unset=True))
+        flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+        source = "command line" if flags else "config"
+        merged.update(flags)
+        return cls.from_dict(merged, source=source)
+
+    def split_method(self) -> str:
+        """The split method, defaulting by task."""
+        return self.split or DEFAULT_SPLIT[self.task]
+
+    def baseline_names(self) -> list[str]:
+        """Baselines to evaluate, defaulting by task."""
+        return list(DEFAULT_BASELINES[self.task] if self.baselines is None else self.baselines)
+
+    def estimator_params(self) -> dict[str, Any]:
+        """Hyperparameters explicitly set (not None), as estimator constructor keywords."""
+        data = self.model_dump()
+        return {k: v for k, v in data.items() if k not in RUN_KEYS and v is not None}
+
+    def resolved(self, estimator_params: dict[str, Any] | None = None) -> "RunConfig":
+        """A copy with defaults made explicit (split, baselines, and the estimator's own defaults)."""
+        data = self.model_dump()
+        data["split"] = self.split_method()
+        data["baselines"] = self.baseline_names()
+        for key, value in (estimator_params or {}).items():
+            if key in type(self).model_fields and key not in RUN_KEYS and data.get(key) is None and value is not None:
+                data[key] = list(value) if isinstance(value, tuple) else value
+        return type(self).from_dict(data, source="resolved config")
+
+
+def preset_names() -> list[str]:
+    """Names of the presets defined in ncf.presets (empty if that module is absent)."""
+    return sorted(_presets())
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    """The RunConfig keys of a preset; ConfigError with a suggestion when unknown."""
+    presets = _presets()
+    if name not in presets:
+        guess = closest(name, list(presets))
+        hint = f"did you mean '{guess}'?" if guess else (
+            f"available presets: {', '.join(sorted(presets))}" if presets else "no presets are defined")
+        raise ConfigError(f"unknown preset '{name}'", hint)
+    return dict(presets[name])
+
+
+def _presets() -> dict[str, dict[str, Any]]:
+    try:
+        from ncf.presets import PRESETS
+    except ImportError:
+        return {}
+    return dict(PRESETS)
