@@ -39,7 +39,7 @@ def test_healthy_history_has_no_finding():
     base = {"bias": {"mae": 0.80}, "global_mean": {"mae": 0.95}}  # model best val_mae 0.69: clearly better
     mode = {"train_mode": 0.801, "eval_mode": 0.800, "batches": 4}
     cold = {"users": 0, "items": 1, "rows": 1, "n_valid": 1000}
-    assert analyse(healthy(), baselines=base, mode_effect=mode, cold=cold, audit={"tied_users": 3}) == []
+    assert analyse(healthy(), baselines=base, mode_effect=mode, cold=cold, audit={"method": "loo", "pairs_train_test": 0, "tied_users": 3}) == []
     assert analyse(healthy()) == []
     assert analyse(pd.DataFrame()) == []
 
@@ -138,11 +138,12 @@ def test_no_better_than_bias_and_global_mean():
 
 def test_cold_and_leakage():
     f = analyse(healthy(), cold={"users": 3, "items": 40, "rows": 120, "n_valid": 2000},
-                audit={"overlap_pairs": 5, "tied_users": 415})
+                audit={"method": "random", "pairs_train_test": 5, "tied_users": 415,
+                       "test_before_user_train": 900})
     c = by_code(f, "cold-validation")
     assert "120 of 2000" in c.evidence and "6.0%" in c.evidence
     leak = by_code(f, "leakage")
-    assert leak.numbers == {"overlap_pairs": 5.0}
+    assert leak.numbers == {"pairs_train_test": 5.0}  # time order does not matter in a random split
     assert codes(f)[0] == "leakage"  # problems sort first
 
 
