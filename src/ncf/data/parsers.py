@@ -92,7 +92,7 @@ def read_movies_dat(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     if rest.isna().any():
         row = int(np.flatnonzero(rest.isna().to_numpy())[0])
         raise DataError(f"{path} line {row + 1} has no '::' separator", "expected id::title::genres on each line")
-    tail = rest.str.rsplit("::", n=1, regex=False)
+    tail = rest.str.rsplit("::", n=1)
     title = tail.str[0]
     genres = tail.str[1].fillna("")
     return _meta(ids, title, genres, _year_from_title(title), path)
