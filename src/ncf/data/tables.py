@@ -208,7 +208,7 @@ def read_delimited(path: str | Path, *, sep: str | None = None, columns: dict[st
     if names is not None:
         header = False if header is None else header
     elif header is None:
-        header = looks_like_header(first) and not all(v.isdigit() for v in columns.values())
+        header = looks_like_header(first) and not (columns and all(v.isdigit() for v in columns.values()))
     if names is None and not header:
         names = [str(k) for k in range(len(first))]
         if not columns:
@@ -357,20 +357,24 @@ def _ids(col: pa.ChunkedArray, role: str, name: str, label: str, first_line: int
 
 def _numbers(col: pa.ChunkedArray, name: str, label: str, first_line: int) -> np.ndarray:
     """A finite float64 rating column; the first bad value is named with its line."""
-    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type):
-        vals = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False) if col.null_count == 0 else \
-            col.to_pandas().to_numpy(dtype=np.float64, na_value=np.nan)
-        raw = None
-    else:
-        raw = col.cast(pa.string()).to_numpy(zero_copy_only=False)
-        vals = pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    numeric = pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type)
+    if numeric and col.null_count == 0:
+        vals = col.to_numpy().astype(np.float64, copy=False)
+        if np.isfinite(vals).all():
+            return vals
+    raw = col.cast(pa.string()).to_numpy(zero_copy_only=False)
+    vals = pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(vals)
     if bad.any():
         row = _first(bad)
-        shown = vals[row] if raw is None else raw[row]
-        what = "an empty" if shown is None or (raw is None and np.isnan(shown)) or shown == "" else f"'{shown}', a non-finite" \
-            if raw is None or _is_float(shown) else f"'{shown}', a non-numeric"
-        raise DataError(f"{label} line {_line(row, first_line)}: {what} rating in column '{name}'",
+        shown = raw[row]
+        if shown is None or str(shown).strip() == "":
+            what = "an empty rating"
+        elif _is_float(shown):
+            what = f"'{shown}', a non-finite rating"
+        else:
+            what = f"'{shown}', a non-numeric rating"
+        raise DataError(f"{label} line {_line(row, first_line)}: {what} in column '{name}'",
                         "ratings must be finite numbers; fix or drop that row (or load without a rating column)")
     return vals
 
