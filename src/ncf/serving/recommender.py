@@ -371,12 +371,13 @@ def _genre_masks(genres: list[list[str]] | None, n_items: int) -> dict[str, np.n
 def _normalised_item_embeddings(estimator: Any) -> np.ndarray | None:
     """Row-normalised item embeddings from `estimator.item_embeddings()` when it has them, else None."""
     fn = getattr(estimator, "item_embeddings", None)
-    if not callable(fn):
-        return None
-    try:
-        emb = fn()
-    except (NotImplementedError, AttributeError):
-        return None
+    if callable(fn):
+        try:
+            emb = fn()
+        except (NotImplementedError, AttributeError):
+            emb = None
+    else:
+        emb = _module_item_embeddings(estimator)
     if emb is None:
         return None
     if hasattr(emb, "detach"):  # a torch tensor
@@ -386,6 +387,22 @@ def _normalised_item_embeddings(estimator: Any) -> np.ndarray | None:
         return None
     norm = np.linalg.norm(emb, axis=1, keepdims=True)
     return emb / np.where(norm > 0, norm, 1.0)
+
+
+# Fallback for neural estimators without an `item_embeddings()` method: read the item embedding tables of
+# their torch module by the names ncf.models.modules uses (NeuMF: GMF and MLP tables side by side).
+_ITEM_TABLES = (("gmf_item_embedding", "mlp_item_embedding"), ("item_embedding",))
+
+
+def _module_item_embeddings(estimator: Any) -> np.ndarray | None:
+    module = getattr(estimator, "module_", None)
+    if module is None:
+        return None
+    for names in _ITEM_TABLES:
+        tables = [getattr(module, n, None) for n in names]
+        if all(t is not None and hasattr(t, "weight") for t in tables):
+            return np.concatenate([t.weight.detach().cpu().numpy() for t in tables], axis=1)
+    return None
 
 
 def _runtime_versions() -> dict[str, str]:
@@ -415,3 +432,33 @@ def _jsonable(obj: Any) -> Any:
     if obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
     return str(obj)
+
+
+# ---------------------------------------------------------------------- text output
+def format_answer(answer: dict[str, Any], title_width: int = 44) -> str:
+    """An aligned text table of a recommend/similar/score answer (for terminals)."""
+    if "user" in answer:
+        head = f"user {answer['user']}  (policy: {answer['policy']})"
+    else:
+        title = f"  {answer['title']}" if answer.get("title") else ""
+        head = f"items similar to {answer['item']}{title}  (similarity: {answer['similarity']})"
+    rows = answer["items"]
+    if not rows:
+        return head + "\n  (no items)"
+    has_meta = "title" in rows[0]
+    cols = [("#", [str(r + 1) for r in range(len(rows))], ">"),
+            ("item", [str(e["item"]) for e in rows], ">"),
+            ("score", ["-" if e["score"] is None else f"{e['score']:.4g}" for e in rows], ">")]
+    if has_meta:
+        cols.append(("title", [_clip(e.get("title") or "", title_width) for e in rows], "<"))
+        cols.append(("year", ["" if e.get("year") is None else str(e["year"]) for e in rows], ">"))
+        cols.append(("genres", ["|".join(e.get("genres") or []) for e in rows], "<"))
+    widths = [max(len(name), *(len(v) for v in values)) for name, values, _ in cols]
+    lines = [head, "  ".join(f"{name:{al}{w}}" for (name, _, al), w in zip(cols, widths)).rstrip()]
+    for r in range(len(rows)):
+        lines.append("  ".join(f"{values[r]:{al}{w}}" for (_, values, al), w in zip(cols, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
