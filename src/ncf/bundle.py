@@ -98,8 +98,10 @@ def _load_weights(file: Path) -> dict[str, np.ndarray]:
 
     if not file.is_file():
         raise BundleError(f"{file} is missing", "the bundle is incomplete; re-run 'ncf train'")
-    head = file.read_bytes()[:8]
-    if head[:1] == b"\x80" or head[:2] == b"PK":
+    with open(file, "rb") as fh:
+        head = fh.read(9)
+    # safetensors: 8-byte little-endian header length, then '{' (the length's first byte may be 0x80)
+    if head[8:9] != b"{" and (head[:1] == b"\x80" or head[:2] == b"PK"):
         raise BundleError(f"{file} looks like a pickle/torch.save file, which ncf never loads (it can run code)",
                           "re-create the bundle with 'ncf train' (weights in safetensors)")
     try:
