@@ -7,7 +7,4 @@ __all__ = ["REGISTRY", "Estimator", "register", "top_k"]
 # Estimator modules register themselves on import.
 from ncf.models import baselines as _baselines  # noqa: E402,F401
 
-try:  # neural models need torch; imported lazily elsewhere too
-    from ncf.models import ncf_estimator as _neural  # noqa: E402,F401
-except ImportError:  # pragma: no cover - only while the module does not exist yet
-    pass
+from ncf.models import ncf_estimator as _neural  # noqa: E402,F401

@@ -1,0 +1,229 @@
+"""Torch modules of the NCF family (He et al. 2017) and matrix factorisation. They only compute scores.
+
+Every module maps int64 tensors `users`, `items` of shape (B,) to scores of shape (B,), also for B = 1.
+Initialisation: embeddings normal(0, 0.01) as in the paper; hidden linear layers Kaiming-uniform (ReLU),
+prediction layers Xavier-uniform; all linear biases zero. Optional per-user/per-item bias terms (zero
+init) are added before the output activation ("none" = linear/logits, "relu" = the seed Keras model).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ncf.errors import UsageError
+
+EMBED_STD = 0.01
+ACTIVATIONS = ("none", "relu")
+
+# Paper presets (He et al. 2017, section 4): predictive factors 8.
+PAPER_GMF = {"factors": 8}
+PAPER_MLP = {"layers": (64, 32, 16, 8)}
+PAPER_NEUMF = {"factors": 8, "layers": (64, 32, 16, 8)}
+
+
+def _embedding(n: int, dim: int) -> nn.Embedding:
+    emb = nn.Embedding(n, dim)
+    nn.init.normal_(emb.weight, std=EMBED_STD)
+    return emb
+
+
+def _zero_embedding(n: int) -> nn.Embedding:
+    emb = nn.Embedding(n, 1)
+    nn.init.zeros_(emb.weight)
+    return emb
+
+
+def _predict_layer(n_in: int) -> nn.Linear:
+    lin = nn.Linear(n_in, 1)
+    nn.init.xavier_uniform_(lin.weight)
+    nn.init.zeros_(lin.bias)
+    return lin
+
+
+class ScoreModule(nn.Module):
+    """Shared parts: optional user/item biases and the output activation."""
+
+    def __init__(self, n_users: int, n_items: int, biases: bool, output_activation: str) -> None:
+        super().__init__()
+        if output_activation not in ACTIVATIONS:
+            raise UsageError(f"output_activation '{output_activation}' is not known", f"use one of: {', '.join(ACTIVATIONS)}")
+        self.n_users = n_users
+        self.n_items = n_items
+        self.output_activation = output_activation
+        self.user_bias = _zero_embedding(n_users) if biases else None
+        self.item_bias = _zero_embedding(n_items) if biases else None
+
+    def _finish(self, raw: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """raw (B,) + biases, then the output activation."""
+        if self.user_bias is not None:
+            raw = raw + self.user_bias(users).view(-1) + self.item_bias(items).view(-1)
+        return torch.relu(raw) if self.output_activation == "relu" else raw
+
+    def _finish_all(self, raw: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        """raw (B, n_items) + biases, then the output activation."""
+        if self.user_bias is not None:
+            raw = raw + self.user_bias(users) + self.item_bias.weight.view(1, -1)
+        return torch.relu(raw) if self.output_activation == "relu" else raw
+
+    def embedding_sq_norm(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Sum of squared embedding (and bias) rows used by this batch, for L2 on the batch."""
+        total = users.new_zeros((), dtype=torch.float32)
+        for name, mod in self.named_children():
+            if isinstance(mod, nn.Embedding):
+                idx = users if "user" in name else items
+                total = total + mod(idx).pow(2).sum()
+        return total
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for each user: (len(users), n_items). Pairwise fallback."""
+        n = self.n_items
+        uu = users.repeat_interleave(n)
+        ii = torch.arange(n, device=users.device).repeat(len(users))
+        return self(uu, ii).view(len(users), n)
+
+
+class MF(ScoreModule):
+    """Matrix factorisation: dot(p_u, q_i) + b_u + b_i + global bias."""
+
+    def __init__(self, n_users: int, n_items: int, factors: int = 32, biases: bool = True,
+                 output_activation: str = "none") -> None:
+        super().__init__(n_users, n_items, biases, output_activation)
+        self.user_embedding = _embedding(n_users, factors)
+        self.item_embedding = _embedding(n_items, factors)
+        self.global_bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        raw = (self.user_embedding(users) * self.item_embedding(items)).sum(dim=1) + self.global_bias
+        return self._finish(raw, users, items)
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        raw = self.user_embedding(users) @ self.item_embedding.weight.T + self.global_bias
+        return self._finish_all(raw, users)
+
+
+class GMF(ScoreModule):
+    """Generalised matrix factorisation: h^T (p_u * q_i) + b."""
+
+    def __init__(self, n_users: int, n_items: int, factors: int = 8, biases: bool = False,
+                 output_activation: str = "none") -> None:
+        super().__init__(n_users, n_items, biases, output_activation)
+        self.user_embedding = _embedding(n_users, factors)
+        self.item_embedding = _embedding(n_items, factors)
+        self.predict = _predict_layer(factors)
+
+    def features(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """The last hidden vector p_u * q_i, (B, factors)."""
+        return self.user_embedding(users) * self.item_embedding(items)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self._finish(self.predict(self.features(users, items)).view(-1), users, items)
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        weighted = self.user_embedding(users) * self.predict.weight  # (B, f) * (1, f)
+        raw = weighted @ self.item_embedding.weight.T + self.predict.bias
+        return self._finish_all(raw, users)
+
+
+def _tower(layers: tuple[int, ...], dropout: float, batch_norm: bool) -> nn.Sequential:
+    """Hidden layers layers[0] -> layers[1] -> ... with ReLU (+ batch-norm, dropout)."""
+    mods: list[nn.Module] = []
+    for n_in, n_out in zip(layers[:-1], layers[1:]):
+        lin = nn.Linear(n_in, n_out)
+        nn.init.kaiming_uniform_(lin.weight, nonlinearity="relu")
+        nn.init.zeros_(lin.bias)
+        mods.append(lin)
+        if batch_norm:
+            mods.append(nn.BatchNorm1d(n_out))
+        mods.append(nn.ReLU())
+        if dropout > 0:
+            mods.append(nn.Dropout(dropout))
+    return nn.Sequential(*mods)
+
+
+def _check_layers(layers) -> tuple[int, ...]:
+    layers = tuple(int(x) for x in layers)
+    if len(layers) < 1 or layers[0] < 2 or layers[0] % 2 or min(layers) < 1:
+        raise UsageError(f"bad MLP layers {list(layers)}",
+                         "pass sizes like [64, 32, 16, 8]: the first is the concatenated embedding size (even)")
+    return layers
+
+
+class MLP(ScoreModule):
+    """MLP over concat(p_u, q_i); `layers[0]` is the concatenated embedding size (paper convention),
+    so each embedding has layers[0] // 2 dimensions, and layers[1:] are the hidden ReLU layers."""
+
+    def __init__(self, n_users: int, n_items: int, layers=(64, 32, 16, 8), dropout: float = 0.0,
+                 batch_norm: bool = False, biases: bool = False, output_activation: str = "none") -> None:
+        super().__init__(n_users, n_items, biases, output_activation)
+        layers = _check_layers(layers)
+        self.user_embedding = _embedding(n_users, layers[0] // 2)
+        self.item_embedding = _embedding(n_items, layers[0] // 2)
+        self.tower = _tower(layers, dropout, batch_norm)
+        self.predict = _predict_layer(layers[-1])
+
+    def features(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """The last hidden vector, (B, layers[-1])."""
+        return self.tower(torch.cat([self.user_embedding(users), self.item_embedding(items)], dim=1))
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self._finish(self.predict(self.features(users, items)).view(-1), users, items)
+
+
+class NeuMF(ScoreModule):
+    """NeuMF: GMF and MLP with separate embeddings; the predict layer reads concat(GMF vector, MLP vector)."""
+
+    def __init__(self, n_users: int, n_items: int, factors: int = 8, layers=(64, 32, 16, 8), dropout: float = 0.0,
+                 batch_norm: bool = False, biases: bool = False, output_activation: str = "none") -> None:
+        super().__init__(n_users, n_items, biases, output_activation)
+        layers = _check_layers(layers)
+        self.factors = factors
+        self.gmf_user_embedding = _embedding(n_users, factors)
+        self.gmf_item_embedding = _embedding(n_items, factors)
+        self.mlp_user_embedding = _embedding(n_users, layers[0] // 2)
+        self.mlp_item_embedding = _embedding(n_items, layers[0] // 2)
+        self.tower = _tower(layers, dropout, batch_norm)
+        self.predict = _predict_layer(factors + layers[-1])
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        g = self.gmf_user_embedding(users) * self.gmf_item_embedding(items)
+        m = self.tower(torch.cat([self.mlp_user_embedding(users), self.mlp_item_embedding(items)], dim=1))
+        return self._finish(self.predict(torch.cat([g, m], dim=1)).view(-1), users, items)
+
+    @torch.no_grad()
+    def load_pretrained(self, gmf: GMF, mlp: MLP, alpha: float = 0.5) -> None:
+        """Initialise from trained GMF and MLP (paper, section 3.4.1): copy embeddings and tower; the predict
+        layer is concat(alpha * h_gmf, (1 - alpha) * h_mlp), its bias (and user/item biases) blended alike."""
+        if not 0.0 <= alpha <= 1.0:
+            raise UsageError(f"alpha must be in [0, 1], got {alpha}", "pass e.g. alpha=0.5")
+        pairs = [(self.gmf_user_embedding, gmf.user_embedding), (self.gmf_item_embedding, gmf.item_embedding),
+                 (self.mlp_user_embedding, mlp.user_embedding), (self.mlp_item_embedding, mlp.item_embedding)]
+        for dst, src in pairs:
+            if dst.weight.shape != src.weight.shape:
+                raise UsageError(f"pretrained embedding shape {tuple(src.weight.shape)} does not match "
+                                 f"{tuple(dst.weight.shape)}", "use the same factors/layers and data for GMF, MLP and NeuMF")
+            dst.weight.copy_(src.weight)
+        try:
+            self.tower.load_state_dict(mlp.tower.state_dict())
+        except RuntimeError:
+            raise UsageError("pretrained MLP tower does not match NeuMF's", "use the same layers, batch_norm and "
+                             "dropout for MLP and NeuMF") from None
+        self.predict.weight.copy_(torch.cat([alpha * gmf.predict.weight, (1 - alpha) * mlp.predict.weight], dim=1))
+        self.predict.bias.copy_(alpha * gmf.predict.bias + (1 - alpha) * mlp.predict.bias)
+        if self.user_bias is not None:
+            for name in ("user_bias", "item_bias"):
+                parts = [getattr(m, name) for m in (gmf, mlp)]
+                w = torch.zeros_like(getattr(self, name).weight)
+                if parts[0] is not None:
+                    w += alpha * parts[0].weight
+                if parts[1] is not None:
+                    w += (1 - alpha) * parts[1].weight
+                getattr(self, name).weight.copy_(w)
+
+
+def build_module(kind: str, n_users: int, n_items: int, **kw) -> ScoreModule:
+    """A module by name: 'mf', 'gmf', 'mlp' or 'neumf'."""
+    classes = {"mf": MF, "gmf": GMF, "mlp": MLP, "neumf": NeuMF}
+    if kind not in classes:
+        raise UsageError(f"unknown module '{kind}'", f"use one of: {', '.join(classes)}")
+    return classes[kind](n_users, n_items, **kw)
