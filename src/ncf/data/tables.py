@@ -6,6 +6,7 @@ Row order is the file's order.
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +127,7 @@ def peek_lines(path: Path, n: int = 20, encoding: str = "utf-8") -> list[str]:
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
     text = head.decode(encoding, errors="replace").lstrip("\ufeff")
-    lines = [ln.rstrip("\r") for ln in text.split("\n")]
+    lines = re.split(r"\r\n|\r|\n", text)
     if len(head) == 1 << 16 and len(lines) > 1:
         lines = lines[:-1]  # possibly cut
     return [ln for ln in lines if ln.strip()][:n]
@@ -136,7 +137,10 @@ def _split(line: str, sep: str) -> list[str]:
     if sep == " ":
         return line.split()
     if sep == ",":  # quoted commas do not split
-        return next(iter(__import__("csv").reader([line])), [])
+        try:
+            return next(iter(csv.reader([line])), [])
+        except csv.Error:
+            return line.split(",")
     return line.split(sep)
 
 
