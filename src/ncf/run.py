@@ -99,7 +99,7 @@ def train_run(
     metrics: dict[str, dict[str, dict[str, float]]] = {}
     metrics[cfg.model] = evaluate(est, split, candidates, cfg)
     fitted_baselines: dict[str, Any] = {}
-    base_train = split.train if split.valid is None else split.train.concat(split.valid)
+    base_train = split.train_valid()
     for name in resolved.baselines or []:
         b = build_baseline(name, cfg)
         b.fit(base_train)
@@ -140,7 +140,7 @@ def write_run_dir(result: RunResult, path: Path, overwrite: bool = False) -> Pat
 # ----------------------------------------------------------------------------- steps
 def load(cfg: RunConfig) -> Interactions:
     """Load the data named by the config; check it suits the task."""
-    from ncf.data import load_data
+    from ncf.data.load import load_data
 
     data = load_data(cfg.data, columns=cfg.columns, sep=cfg.sep)
     if cfg.task == "rating" and data.ratings is None:
@@ -152,19 +152,23 @@ def load(cfg: RunConfig) -> Interactions:
 
 
 def make_split(data: Interactions, cfg: RunConfig):
-    """Split per the config (kfold: the `fold`-th of `n_folds`)."""
-    from ncf import split as split_mod
+    """Split per the config (kfold: the `fold`-th of `n_folds`); split parameters map to each splitter."""
+    from ncf.split import split_data
 
     method = cfg.split_method()
+    params: dict[str, Any] = {}
     if method == "kfold":
-        for i, part in enumerate(split_mod.kfold(data, k=cfg.n_folds, seed=cfg.seed)):
-            if i == cfg.fold:
-                return part
-        raise ConfigError(f"fold {cfg.fold} does not exist", f"use a fold below {cfg.n_folds}")
-    params = {k: v for k, v in (("test_size", cfg.test_size), ("valid_size", cfg.valid_size),
-                                ("stratify", cfg.stratify)) if v is not None}
-    params = _accepted(split_mod.split_data, params, what=f"split '{method}'")
-    return split_mod.split_data(data, method=method, seed=cfg.seed, **params)
+        params = {"k": cfg.n_folds, "fold": cfg.fold}
+    elif method == "loo":
+        if cfg.valid_size is not None:
+            params["valid"] = cfg.valid_size > 0
+        params["tie_break"] = cfg.tie_break
+    elif method == "random":
+        params = {k: v for k, v in (("test_size", cfg.test_size), ("valid_size", cfg.valid_size),
+                                    ("stratify", cfg.stratify)) if v is not None}
+    elif method == "temporal":
+        params = {k: v for k, v in (("test_frac", cfg.test_size), ("valid_frac", cfg.valid_size)) if v is not None}
+    return split_data(data, method=method, seed=cfg.seed, **params)
 
 
 def split_audit(split) -> dict[str, Any]:
@@ -178,8 +182,7 @@ def make_candidates(data: Interactions, test: Interactions, cfg: RunConfig) -> n
     """Fixed sampled-evaluation candidates: never a positive of the user anywhere in the data."""
     from ncf.sampling import eval_candidates, positive_keys
 
-    keys_all = positive_keys(data.csr())
-    return eval_candidates(test, keys_all, n=cfg.n_candidates, seed=cfg.seed)
+    return eval_candidates(test, positive_keys(data.csr()), n=cfg.n_candidates, seed=cfg.seed)
 
 
 def build_estimator(cfg: RunConfig):
@@ -191,9 +194,12 @@ def build_estimator(cfg: RunConfig):
         raise ConfigError(f"model '{cfg.model}' is not available", "its module failed to import; run with --debug")
     names = cls._param_names()
     params = cfg.estimator_params()
+    if "early_stopping" in params and params["early_stopping"] is None and "patience" in params:
+        params.pop("patience")
     bad = [k for k in params if k not in names]
     if bad:
-        raise ConfigError(f"model '{cfg.model}' has no hyperparameter '{bad[0]}'",
+        key = "output" if bad[0] == "output_activation" else bad[0]
+        raise ConfigError(f"model '{cfg.model}' has no hyperparameter '{key}'",
                           f"remove it; {cfg.model} takes: {', '.join(n for n in names if n not in ('task',))}")
     if "task" in names:
         params["task"] = cfg.task
@@ -260,8 +266,9 @@ class _EpochPrinter:
         self.cfg = cfg
 
     def __call__(self, row: Any, *args: Any, **kwargs: Any) -> None:
-        if not isinstance(row, dict):
-            row = dict(getattr(row, "history_row", None) or kwargs or {})
+        if not isinstance(row, dict):  # a Trainer (ncf.training): its latest history row
+            hist = getattr(row, "history", None)
+            row = dict(hist[-1]) if isinstance(hist, list) and hist else {}
         if not row:
             return
         parts = [f"epoch {int(row.get('epoch', 0)):>3}"]
@@ -285,7 +292,7 @@ def evaluate(model, split, candidates: np.ndarray | None, cfg: RunConfig) -> dic
     ks = tuple(cfg.ks)
     if cfg.task == "rating":
         return {"rating": _floats(protocols.evaluate_rating(model, split.test))}
-    seen = split.train if split.valid is None else split.train.concat(split.valid)
+    seen = split.train_valid()
     return {
         "sampled": _floats(protocols.evaluate_sampled(model, split.test, candidates, ks=ks)),
         "full": _floats(protocols.evaluate_full(model, split.test, seen.csr(), ks=ks)),
@@ -330,16 +337,14 @@ def format_split_line(s: dict[str, Any], audit: dict[str, Any]) -> str:
 
 
 def _audit_text(audit: dict[str, Any]) -> str:
-    leaks = {k: v for k, v in audit.items() if "leak" in k or "overlap" in k}
-    bad = {k: v for k, v in leaks.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v}
-    flags = [k for k, v in leaks.items() if v is True]
-    parts = ["no leakage" if not bad and not flags else
-             "LEAKAGE " + ", ".join([f"{k}={v}" for k, v in bad.items()] + flags)]
-    for key, value in audit.items():
-        if key in leaks or isinstance(value, (dict, list)):
-            continue
-        if "tie" in key or "cold" in key or "unknown" in key:
-            parts.append(f"{key.replace('_', ' ')} {value}")
+    shared = sum(int(audit.get(k, 0)) for k in ("pairs_train_valid", "pairs_train_test", "pairs_valid_test"))
+    parts = ["no shared user-item pairs between parts" if shared == 0 else f"LEAKAGE: {shared} shared user-item pairs"]
+    if "cold_users_test" in audit:
+        parts.append(f"cold test users {audit['cold_users_test']} / items {audit.get('cold_items_test', 0)}")
+    if audit.get("test_older_than_train"):
+        parts.append(f"{audit['test_older_than_train']:,} test rows older than the newest train row")
+    if "tied_users" in audit:
+        parts.append(f"{audit['tied_users']} users with tied latest timestamps (tie rule: {audit.get('tie_break')})")
     return ", ".join(parts)
 
 
@@ -373,10 +378,16 @@ def format_metrics(metrics: dict[str, dict[str, dict[str, float]]], model: str) 
     return "\n".join(lines)
 
 
+_SHOWN = ("factors", "layers", "dropout", "batch_norm", "biases", "output_activation", "loss", "optimizer", "lr",
+          "weight_decay", "l2", "epochs", "batch_size", "n_negatives", "patience", "pretrain")
+
+
 def format_params(est) -> str:
+    """The main hyperparameters on one line."""
     params = est.get_params()
-    shown = {k: v for k, v in params.items() if k not in ("task", "device", "verbose") and v is not None}
-    return " ".join(f"{k}={v}" for k, v in shown.items())
+    if hasattr(est, "_loss_name"):
+        params["loss"] = est._loss_name()
+    return " ".join(f"{k}={params[k]}" for k in _SHOWN if params.get(k) is not None)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -386,16 +397,6 @@ def _report_writer() -> Callable[[Path], Any] | None:
     except ImportError:
         return None
     return write_report
-
-
-def _accepted(func: Callable, params: dict[str, Any], what: str) -> dict[str, Any]:
-    sig = inspect.signature(func).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
-        return params
-    bad = [k for k in params if k not in sig]
-    if bad:
-        raise ConfigError(f"{what} does not take '{bad[0]}'", f"remove {bad[0]} from the config")
-    return params
 
 
 def _finite(v: Any) -> bool:

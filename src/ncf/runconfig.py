@@ -23,7 +23,7 @@ DEFAULT_SPLIT = {"rating": "random", "ranking": "loo"}
 
 # Keys that describe the run rather than the estimator.
 RUN_KEYS = frozenset({
-    "data", "columns", "sep", "task", "model", "split", "test_size", "valid_size", "stratify", "n_folds",
+    "data", "columns", "sep", "task", "model", "split", "test_size", "valid_size", "stratify", "tie_break", "n_folds",
     "fold", "seed", "ks", "n_candidates", "baselines", "device", "pretrain",
 })
 
@@ -50,30 +50,38 @@ class RunConfig(Config):
     model: str = Field("neumf", description="gmf | mlp | neumf | mf")
     split: Literal["loo", "random", "temporal", "kfold"] | None = Field(
         None, description="loo (ranking default) | random (rating default) | temporal | kfold")
-    test_size: float | None = Field(None, gt=0, lt=1, description="test fraction (random/temporal splits)")
-    valid_size: float | None = Field(None, ge=0, lt=1, description="validation fraction of train (0: none)")
+    test_size: float | None = Field(None, gt=0, lt=1, description="test fraction (random/temporal splits; default 0.2)")
+    valid_size: float | None = Field(None, ge=0, lt=1, description="validation fraction of train (0: none; loo: 0 = no validation item)")
     stratify: bool | None = Field(None, description="random split stratified by user")
+    tie_break: Literal["row", "item"] = Field("row", description="loo timestamp ties: later file row (RecBole) or larger item id")
     n_folds: int = Field(5, ge=2, le=50, description="number of folds (kfold split)")
     fold: int = Field(0, ge=0, description="which fold is the test fold (kfold split)")
     seed: int = Field(0, ge=0, description="random seed (split, candidates, training)")
     # --- estimator hyperparameters (None: the estimator's default)
-    factors: int | None = Field(None, ge=1, le=4096, description="embedding size (GMF/MF; NeuMF GMF part)")
-    mlp_factors: int | None = Field(None, ge=1, le=4096, description="MLP embedding size (MLP; NeuMF MLP part)")
-    layers: list[int] | None = Field(None, description="MLP hidden layer sizes, e.g. 64,32,16,8")
+    factors: int | None = Field(None, ge=1, le=4096, description="embedding size (MF/GMF; NeuMF's GMF part)")
+    layers: list[int] | None = Field(None, description="MLP layer sizes, e.g. 64,32,16 (layers[0] = concatenated user+item MLP embedding)")
     dropout: float | None = Field(None, ge=0, lt=1, description="dropout in the MLP tower")
     batch_norm: bool | None = Field(None, description="batch-norm in the MLP tower")
-    biases: bool | None = Field(None, description="user/item bias terms")
-    output: str | None = Field(None, description="output activation (e.g. linear, relu, sigmoid)")
-    target_scaling: str | None = Field(None, description="rating target scaling (e.g. none, minmax)")
-    loss: str | None = Field(None, description="training loss (e.g. bce, bpr, mse, mae)")
-    optimizer: str | None = Field(None, description="optimizer (e.g. adam, adamw, sgd)")
+    biases: bool | None = Field(None, description="user/item bias terms (default: on for rating and MF)")
+    output: Literal["none", "linear", "relu"] | None = Field(None, description="output activation: none (= linear) or relu")
+    target_scaling: Literal["center", "minmax"] | None = Field(None, description="rating targets: center (minus mean) or minmax to [0,1]")
+    loss: Literal["mse", "mae", "huber", "bce", "bpr"] | None = Field(
+        None, description="mse|mae|huber (rating), bce|bpr (ranking) [default: mse / bce]")
+    optimizer: Literal["adam", "adamw", "sgd", "adagrad"] | None = Field(None, description="adam | adamw | sgd | adagrad")
     lr: float | None = Field(None, gt=0, le=10, description="learning rate")
-    weight_decay: float | None = Field(None, ge=0, description="weight decay")
-    l2: float | None = Field(None, ge=0, description="L2 penalty on the embeddings of each batch")
+    lr_schedule: Literal["none", "cosine", "step"] | None = Field(None, description="none | cosine | step")
+    weight_decay: float | None = Field(None, ge=0, description="optimizer weight decay (all parameters)")
+    l2: float | None = Field(None, ge=0, description="L2 penalty on the embedding rows of each batch")
     epochs: int | None = Field(None, ge=1, le=10_000, description="maximum number of epochs")
     batch_size: int | None = Field(None, ge=1, le=1_000_000, description="training batch size")
     n_negatives: int | None = Field(None, ge=1, le=1000, description="sampled negatives per positive (ranking)")
-    patience: int | None = Field(None, ge=0, description="early-stopping patience in epochs (0: off)")
+    positive_threshold: float | None = Field(None, description="ranking from ratings: rating >= this is a positive")
+    early_stopping: str | None = Field(None, description='monitored history column, "auto" (val_ndcg@K / val_rmse) or "none"')
+    patience: int | None = Field(None, ge=0, description="early-stopping patience in epochs (0: no early stopping)")
+    alpha: float | None = Field(None, ge=0, le=1, description="NeuMF pretraining: weight of GMF in the predict layer")
+    eval_k: int | None = Field(None, ge=1, description="K of the per-epoch validation metrics")
+    val_candidates: int | None = Field(None, ge=1, description="sampled candidates per validation item (per-epoch metrics)")
+    threads: int | None = Field(None, ge=1, description="torch threads during training (default: torch's)")
     pretrain: bool = Field(False, description="NeuMF: initialise from pretrained GMF and MLP (paper sec. 3.4.1)")
     # --- evaluation
     ks: list[int] = Field(default_factory=lambda: [10], description="cut-offs for ranking metrics, e.g. 5,10,20")
@@ -170,16 +178,32 @@ class RunConfig(Config):
         return list(DEFAULT_BASELINES[self.task] if self.baselines is None else self.baselines)
 
     def estimator_params(self) -> dict[str, Any]:
-        """Hyperparameters explicitly set (not None), as estimator constructor keywords."""
-        data = self.model_dump()
-        return {k: v for k, v in data.items() if k not in RUN_KEYS and v is not None}
+        """Hyperparameters explicitly set (not None), as estimator constructor keywords.
+
+        `output` becomes `output_activation` ("linear" = "none"); patience 0 turns early stopping off.
+        """
+        data = {k: v for k, v in self.model_dump().items() if k not in RUN_KEYS and v is not None}
+        if "output" in data:
+            out = data.pop("output")
+            data["output_activation"] = "none" if out == "linear" else out
+        if data.get("patience") == 0:
+            data["patience"] = None
+            data["early_stopping"] = None
+        if data.get("early_stopping") == "none":
+            data["early_stopping"] = None
+        return data
 
     def resolved(self, estimator_params: dict[str, Any] | None = None) -> "RunConfig":
         """A copy with defaults made explicit (split, baselines, and the estimator's own defaults)."""
         data = self.model_dump()
         data["split"] = self.split_method()
         data["baselines"] = self.baseline_names()
-        for key, value in (estimator_params or {}).items():
+        params = dict(estimator_params or {})
+        if "output_activation" in params:
+            params["output"] = params.pop("output_activation")
+        if params.get("early_stopping") is None and "early_stopping" in params:
+            params["early_stopping"] = "none"
+        for key, value in params.items():
             if key in type(self).model_fields and key not in RUN_KEYS and data.get(key) is None and value is not None:
                 data[key] = list(value) if isinstance(value, tuple) else value
         return type(self).from_dict(data, source="resolved config")
