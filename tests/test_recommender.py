@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +237,48 @@ def test_info(rec, data):
     assert info["data"]["fingerprint"] == data.fingerprint()
     assert info["similarity"] == "embeddings" and info["genres"] == ["action", "comedy", "drama"]
     assert info["versions"]["trained_with"]["ncf"] == ncf.__version__
+
+
+# ---------------------------------------------------------------- CLI
+def _cli(args: list[str], capsys) -> tuple[int, str, str]:
+    from ncf.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_recommend_and_similar(tmp_path, capsys):
+    run = tmp_path / "run"
+    make_bundle(run / "model")
+    code, out, _ = _cli(["recommend", str(run), "--user", "101", "-k", "3"], capsys)
+    assert code == 0 and "user 101  (policy: model)" in out and "Movie 10" in out
+    lines = out.splitlines()
+    assert lines[1].split()[:3] == ["#", "item", "score"] and len(lines) == 5
+    code, out, _ = _cli(["recommend", str(run), "--user", "101", "-k", "3", "--json"], capsys)
+    assert json.loads(out) == Recommender.from_path(run).recommend(101, k=3)
+    code, out, _ = _cli(["similar", str(run), "--item", "1012", "-k", "2", "--json"], capsys)
+    assert {e["item"] for e in json.loads(out)["items"]} <= set(range(1011, 1021))
+    code, _, err = _cli(["similar", str(run), "--item", "4040"], capsys)
+    assert code == 2 and err.startswith("error: unknown item id(s): 4040") and err.count("\n") == 1
+    code, _, err = _cli(["recommend", str(run)], capsys)
+    assert code == 2 and "exactly one of --user and --users-file" in err
+
+
+@pytest.mark.parametrize("content", ["101\n150\nghost\n", "user\n101\n150\nghost\n", "user,rating\n101,4\n150,3\nghost,1\n"])
+def test_cli_batch_users_file(tmp_path, capsys, content):
+    run = tmp_path / "run"
+    make_bundle(run / "model")
+    users = tmp_path / "users.csv"
+    users.write_text(content)
+    out_file = tmp_path / "recs.parquet"
+    code, out, _ = _cli(["recommend", str(run), "--users-file", str(users), "-k", "2", "--output", str(out_file)], capsys)
+    assert code == 0 and "wrote 6 rows" in out
+    frame = pd.read_parquet(out_file)
+    assert frame["user"].tolist() == ["101", "101", "150", "150", "ghost", "ghost"]
+    assert frame["policy"].tolist() == ["model"] * 4 + ["popular"] * 2
+    assert frame["title"].str.startswith("Movie").all()

@@ -20,6 +20,9 @@ def _split_ids(text: str | None) -> list[str] | None:
     return ids
 
 
+_USER_COLUMNS = ("user", "user_id", "userid", "user id")
+
+
 def read_users_file(path: Path) -> list[str]:
     """Raw user ids from a file: one id per line, or a CSV/TSV/Parquet table with a `user` (or `user_id`) column."""
     import pandas as pd
@@ -30,13 +33,13 @@ def read_users_file(path: Path) -> list[str]:
         frame = pd.read_parquet(path)
     else:
         text = path.read_text(encoding="utf-8-sig")
-        first = text.splitlines()[0] if text.strip() else ""
-        if any(sep in first for sep in (",", "\t", ";")):
-            frame = pd.read_csv(path, sep=None, engine="python", dtype=str)
-        else:
-            return [line.strip() for line in text.splitlines() if line.strip()]
-    for col in ("user", "user_id", "userId", "userid"):
-        if col in frame.columns:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        seps = [sep for sep in (",", "\t", ";") if lines and sep in lines[0]]
+        if not seps:  # one id per line, maybe under a 'user' header
+            return lines[1:] if lines and lines[0].lower() in _USER_COLUMNS else lines
+        frame = pd.read_csv(path, sep=seps[0], dtype=str)
+    for col in frame.columns:
+        if str(col).strip().lower() in _USER_COLUMNS:
             return [str(v).strip() for v in frame[col].dropna().tolist()]
     raise DataError(f"users file {path} has no user column (columns: {', '.join(map(str, frame.columns))})",
                     "name the column 'user' or write one id per line")

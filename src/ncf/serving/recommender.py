@@ -120,14 +120,22 @@ class Recommender:
         hit = index.get(coerced)
         return -1 if hit is None else hit
 
+    @staticmethod
+    def _display_id(idmap, raw: Any) -> Any:
+        """The raw id as the map would read it (e.g. '42' -> 42 for integer ids), for error messages."""
+        try:
+            return _py(idmap.coerce([raw])[0])
+        except (OverflowError, TypeError, ValueError):
+            return raw
+
     def item_ids(self, raw_items: Any) -> np.ndarray:
         """Inner ids for raw item ids; UnknownIdError naming every unknown one."""
         raw_list = list(raw_items) if not isinstance(raw_items, (str, bytes)) else [raw_items]
         inner = np.fromiter((self._lookup_one(self._item_index, self.item_map, r) for r in raw_list),
                             dtype=np.int64, count=len(raw_list))
-        bad = [r for r, i in zip(raw_list, inner) if i < 0]
+        bad = [self._display_id(self.item_map, r) for r, i in zip(raw_list, inner) if i < 0]
         if bad:
-            raise UnknownIdError("item", bad, "use item ids that appear in the training data (GET /model for counts)")
+            raise UnknownIdError("item", bad, "use item ids that appear in the training data")
         return inner
 
     def user_ids(self, raw_users: Any) -> np.ndarray:
@@ -448,7 +456,7 @@ def format_answer(answer: dict[str, Any], title_width: int = 44) -> str:
     has_meta = "title" in rows[0]
     cols = [("#", [str(r + 1) for r in range(len(rows))], ">"),
             ("item", [str(e["item"]) for e in rows], ">"),
-            ("score", ["-" if e["score"] is None else f"{e['score']:.4g}" for e in rows], ">")]
+            ("score", _format_scores([e["score"] for e in rows]), ">")]
     if has_meta:
         cols.append(("title", [_clip(e.get("title") or "", title_width) for e in rows], "<"))
         cols.append(("year", ["" if e.get("year") is None else str(e["year"]) for e in rows], ">"))
@@ -458,6 +466,12 @@ def format_answer(answer: dict[str, Any], title_width: int = 44) -> str:
     for r in range(len(rows)):
         lines.append("  ".join(f"{values[r]:{al}{w}}" for (_, values, al), w in zip(cols, widths)).rstrip())
     return "\n".join(lines)
+
+
+def _format_scores(scores: list[float | None]) -> list[str]:
+    """Counts (all integral, e.g. popularity) as integers, else 4 decimals."""
+    integral = all(s is None or float(s).is_integer() for s in scores)
+    return ["-" if s is None else (f"{s:.0f}" if integral else f"{s:.4f}") for s in scores]
 
 
 def _clip(text: str, width: int) -> str:
