@@ -200,7 +200,7 @@ def build_estimator(cfg: RunConfig):
     if bad:
         key = "output" if bad[0] == "output_activation" else bad[0]
         raise ConfigError(f"model '{cfg.model}' has no hyperparameter '{key}'",
-                          f"remove it; {cfg.model} takes: {', '.join(n for n in names if n not in ('task',))}")
+                          f"remove it; {cfg.model} takes: {', '.join(_config_keys(names))}")
     if "task" in names:
         params["task"] = cfg.task
     if "pretrain" in names:
@@ -215,6 +215,14 @@ def build_estimator(cfg: RunConfig):
     if "layers" in params and isinstance(params["layers"], list):
         params["layers"] = tuple(params["layers"])
     return cls(**params)
+
+
+def _config_keys(param_names: list[str]) -> list[str]:
+    """Estimator parameters under their RunConfig names (runtime-only ones left out)."""
+    from ncf.runconfig import RUN_KEYS
+
+    keys = ["output" if n == "output_activation" else n for n in param_names]
+    return [k for k in keys if k in RunConfig.model_fields and k not in RUN_KEYS]
 
 
 def build_baseline(name: str, cfg: RunConfig):
