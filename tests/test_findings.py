@@ -54,7 +54,7 @@ def test_running_mean_gap_explains_val_below_train_with_measured_sizes():
     assert vbt.severity == "info" and "explained" in vbt.title
     assert vbt.numbers["running_part"] == pytest.approx(0.077)
     assert vbt.numbers["mode_part"] == pytest.approx(0.005)
-    assert "0.077" in vbt.meaning and "0.005" in vbt.meaning and "0.072" in vbt.meaning
+    assert "0.077" in vbt.meaning and "+0.0050" in vbt.meaning and "0.072" in vbt.meaning
     gap = by_code(f, "running-mean-gap")
     assert gap.numbers["epoch"] == 1 and gap.numbers["gap"] == pytest.approx(0.077)
     assert "0.210" in gap.evidence and "0.133" in gap.evidence
@@ -121,8 +121,10 @@ def test_no_better_than_bias_and_global_mean():
     b = by_code(f, "no-better-than-bias")
     assert b.severity == "problem" and b.numbers == {"model": 0.153, "baseline": 0.147}
     assert "0.153" in b.evidence and "0.147" in b.evidence and "0.183" in b.evidence
-    # a measured model score takes precedence over the history
-    f = analyse(h, baselines={**base, "model": {"mae": 0.140}})
+    # the best epoch is judged; the saved model's own score is quoted beside it
+    f = analyse(h, baselines={**base, "model": {"mae": 0.158}})
+    assert "its best epoch, 3; the saved model scores 0.158" in by_code(f, "no-better-than-bias").evidence
+    f = analyse(h.drop(columns="val_mae"), baselines={**base, "model": {"mae": 0.140}}, metric="mae")
     assert not [c for c in codes(f) if c.startswith("no-better")]
     # worse than even the global mean: that is the finding
     f = analyse(h, baselines={"bias": {"mae": 0.12}, "global_mean": {"mae": 0.15}})

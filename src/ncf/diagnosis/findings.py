@@ -212,8 +212,8 @@ def _mode_text(mode_effect: dict[str, float] | None) -> tuple[float | None, str]
         return None, ""
     d = float(mode_effect["train_mode"]) - float(mode_effect["eval_mode"])
     return d, (f"dropout/batch-norm, measured with the final weights on the same {int(mode_effect.get('batches', 1))} batch(es) in "
-               f"train vs eval mode, add {_f(d)} ({_f(float(mode_effect['train_mode']))} vs "
-               f"{_f(float(mode_effect['eval_mode']))})")
+               f"train vs eval mode, change the loss by {d:+.4f} ({float(mode_effect['train_mode']):.4f} vs "
+               f"{float(mode_effect['eval_mode']):.4f})")
 
 
 def _val_below_train(h: pd.DataFrame, mode_effect: dict[str, float] | None) -> list[Finding]:
@@ -248,7 +248,7 @@ def _val_below_train(h: pd.DataFrame, mode_effect: dict[str, float] | None) -> l
         parts = (f"{_f(running)} of the gap is measurement: the running mean averages losses of earlier, "
                  f"worse weights (and dropout)")
         if d is not None:
-            parts += (f", of which dropout/batch-norm is only {_f(d)} and the "
+            parts += (f", of which dropout/batch-norm is only {d:+.4f} and the "
                       f"running mean {_f(running - d)}")
         rel = "below" if te[i] < va[i] * (1 - VAL_BELOW_TRAIN_REL) else "level with"
         return [Finding(
@@ -297,7 +297,7 @@ def _running_mean_gap(h: pd.DataFrame, mode_effect: dict[str, float] | None) -> 
         "running-mean-gap", "info", "The training curve is a running mean: it overstates the training loss",
         f"epoch {ep[i]}: running train_loss {_f(tr[i])} vs end-of-epoch weights in eval mode "
         f"{_f(te[i])} (+{rel[i]:.0%}); gap above {RUNNING_MEAN_GAP_REL:.0%} in epoch(s) "
-        f"{', '.join(map(str, later[:8]))}{' ...' if len(later) > 8 else ''}.{split}",
+        f"{', '.join(map(str, later[:8]))}{', ...' if len(later) > 8 else ''}.{split}",
         "train_loss averages the loss of every batch while the weights were still changing, with dropout on; "
         "it is not the loss of the model you keep. The train/validation gap in the plot is partly this "
         "measurement, not generalisation.",
@@ -419,15 +419,20 @@ def _no_progress(h: pd.DataFrame) -> list[Finding]:
 def _baselines(h: pd.DataFrame, baselines: dict[str, dict[str, float]] | None, metric: str | None) -> list[Finding]:
     if not baselines or not metric:
         return []
-    model = baselines.get("model", {}).get(metric)
-    src = "the fitted model on the same validation rows"
-    if model is None:
-        col = _col(h, f"val_{metric}")
-        if col is None or not np.isfinite(col).any():
-            return []
-        model = float(np.nanmin(col) if lower_is_better(metric) else np.nanmax(col))
-        src = "best epoch of the history"
     low = lower_is_better(metric)
+    col = _col(h, f"val_{metric}")
+    saved = (baselines.get("model") or {}).get(metric)
+    if col is not None and np.isfinite(col).any():
+        # the best epoch is the most generous reading of the model: if even it loses, the finding stands
+        b = int(np.nanargmin(col) if low else np.nanargmax(col))
+        model = float(col[b])
+        src = f"its best epoch, {int(_epochs(h)[b])}"
+        if saved is not None and math.isfinite(saved) and abs(saved - model) > 1e-4 * max(abs(model), 1e-12):
+            src += f"; the saved model scores {_f(saved)}"
+    elif saved is not None and math.isfinite(saved):
+        model, src = float(saved), "the saved model"
+    else:
+        return []
     out = []
     for name, label, sev, meaning in (
         ("global_mean", "predicting the global mean", "problem",

@@ -76,7 +76,7 @@ def build_figure(
             ax_metric.axhline(scores[metric], color=colour, linestyle=style, linewidth=1.3,
                               label=f"{label}: {scores[metric]:.4g}")
         ax_metric.set_ylabel(metric + (" (lower is better)" if lower_is_better(metric) else " (higher is better)"))
-        ax_metric.legend(fontsize=8)
+        ax_metric.legend(fontsize=8, loc="best")
     else:
         ax_metric.text(0.5, 0.5, "no validation metric recorded", ha="center", va="center",
                        transform=ax_metric.transAxes)
