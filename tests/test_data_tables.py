@@ -136,3 +136,31 @@ def test_large_ids_fast_path_types(tmp_path):
     merged = f.merge(ref, left_on=["user", "item"], right_on=["userId", "movieId"])
     assert len(merged) == len(ref)
     assert np.allclose(merged["rating_x"], merged["rating_y"]) and (merged["timestamp_x"] == merged["timestamp_y"]).all()
+
+
+def _dedup_reference(u, i, t, n_items):
+    """The straightforward rule: sort by (pair, time) stably, keep the last row of each pair."""
+    key = u.astype(np.int64) * n_items + i
+    order = np.argsort(key, kind="stable") if t is None else np.lexsort((t, key))
+    ks = key[order]
+    last = np.ones(len(ks), dtype=bool)
+    last[:-1] = ks[1:] != ks[:-1]
+    return np.sort(order[last])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_dedup_matches_the_rule(seed):
+    from ncf.data.interactions import dedup_latest
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    u, i = rng.integers(0, 40, n), rng.integers(0, 30, n)
+    t = rng.integers(0, 5, n)  # many ties
+    for ts in (t, None):
+        assert np.array_equal(dedup_latest(u, i, ts, 30), _dedup_reference(u, i, ts, 30))
+    order = np.lexsort((i, u))
+    su, si = u[order], i[order]
+    first = np.ones(n, bool)
+    first[1:] = (su[1:] != su[:-1]) | (si[1:] != si[:-1])
+    su, si = su[first], si[first]  # sorted and unique: the fast path
+    assert np.array_equal(dedup_latest(su, si, None, 30), np.arange(len(su)))

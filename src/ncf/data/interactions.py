@@ -204,6 +204,21 @@ def _as_array(x) -> np.ndarray:
 def dedup_latest(u: np.ndarray, i: np.ndarray, t: np.ndarray | None, n_items: int) -> np.ndarray:
     """Row indices to keep (ascending) so each (user, item) pair appears once: latest timestamp, else last row."""
     key = u.astype(np.int64) * np.int64(max(n_items, 1)) + i.astype(np.int64)
+    if len(key) < 2 or bool(np.all(key[1:] > key[:-1])):  # sorted by (user, item) and unique: the common case
+        return np.arange(len(u))
+    sk = np.sort(key)
+    dup = sk[1:][sk[1:] == sk[:-1]]
+    if dup.size == 0:
+        return np.arange(len(u))
+    rows = np.flatnonzero(np.isin(key, dup))  # only rows whose pair repeats need the (key, time) sort
+    keep = np.ones(len(u), dtype=bool)
+    keep[rows] = False
+    keep[rows[_latest(key[rows], None if t is None else t[rows])]] = True
+    return np.flatnonzero(keep)
+
+
+def _latest(key: np.ndarray, t: np.ndarray | None) -> np.ndarray:
+    """Positions (into key) of the row kept for each key: latest timestamp, ties and no timestamps: last row."""
     if t is None:
         order = np.argsort(key, kind="stable")
     else:
@@ -212,6 +227,4 @@ def dedup_latest(u: np.ndarray, i: np.ndarray, t: np.ndarray | None, n_items: in
     last = np.ones(len(ks), dtype=bool)
     if len(ks) > 1:
         last[:-1] = ks[1:] != ks[:-1]
-    if last.all():
-        return np.arange(len(u))
     return np.sort(order[last])

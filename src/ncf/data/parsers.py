@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ncf.data.movielens import Release
 from ncf.data.tables import RawRatings, check_scale, read_delimited
@@ -20,7 +22,7 @@ ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "C
                  "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
                  "War", "Western")
 NO_GENRES = "(no genres listed)"
-_YEAR_IN_TITLE = r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$"
+_YEAR_IN_TITLE = r"\((?P<year>\d{4})(?:[-–]\d{0,4})?\)\s*$"
 _RATING_NAMES = ["user", "item", "rating", "timestamp"]
 _ROLES = {r: r for r in _RATING_NAMES}
 
@@ -173,24 +175,35 @@ def _read_text_table(path: Path, sep: str, encoding: str, header: bool = False,
     return df
 
 
+def _strings(col: pd.Series) -> pa.Array:
+    return pa.array(col.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+
+
 def _year_from_title(title: pd.Series) -> pd.Series:
-    year = pd.to_numeric(title.astype(str).str.extract(_YEAR_IN_TITLE)[0], errors="coerce")
-    return year.astype("Int64")
+    """The year in a title's trailing "(1995)" (or "(2006-2007)"), else NA (vectorised: Arrow RE2)."""
+    found = pc.struct_field(pc.extract_regex(_strings(title), _YEAR_IN_TITLE), [0])
+    return pd.Series(pc.cast(found, pa.int64()).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get),
+                     dtype="Int64")
 
 
 def _meta(ids: pd.Series, title: pd.Series, genres: pd.Series, year: pd.Series, path: Path) -> pd.DataFrame:
     """The metadata frame, indexed by raw item id (int64 when every id is an integer, else str)."""
-    ids = pd.Series(ids.to_numpy(dtype=object)).astype(str).str.strip()
-    if (ids == "").any():
-        row = int(np.flatnonzero((ids == "").to_numpy())[0])
+    id_arr = pc.utf8_trim_whitespace(_strings(ids))
+    empty = pc.fill_null(pc.equal(pc.utf8_length(id_arr), 0), True).to_numpy(zero_copy_only=False)
+    if empty.any():
+        row = int(np.flatnonzero(empty)[0])
         raise DataError(f"{path} line {row + 1}: empty movie id", "fill or drop that line")
-    as_int = pd.to_numeric(ids, errors="coerce")
-    index = as_int.astype("int64") if as_int.notna().all() and ids.str.fullmatch(r"-?\d{1,18}").all() else ids
-    genres = pd.Series(genres.to_numpy(dtype=object)).fillna("").astype(str).str.strip()
-    genres = genres.where(genres != NO_GENRES, "")
+    if pc.all(pc.match_substring_regex(id_arr, r"^-?[0-9]{1,18}$")).as_py():
+        index = pc.cast(id_arr, pa.int64()).to_numpy()
+    else:
+        index = id_arr.to_numpy(zero_copy_only=False).astype(object)
+    g = pc.utf8_trim_whitespace(pc.fill_null(_strings(genres), ""))
+    g = pc.if_else(pc.equal(g, NO_GENRES), "", g)
     meta = pd.DataFrame({
-        "title": pd.Series(title.to_numpy(dtype=object)).astype(str).str.strip().to_numpy(dtype=object),
-        "genres": genres.to_numpy(dtype=object),
+        "title": pc.utf8_trim_whitespace(pc.fill_null(_strings(title), "")).to_numpy(zero_copy_only=False),
+        "genres": g.to_numpy(zero_copy_only=False),
         "year": pd.array(year.to_numpy(), dtype="Int64"),
-    }, index=pd.Index(index.to_numpy(), name="item"))
+    }, index=pd.Index(index, name="item"))
+    meta["title"] = meta["title"].astype(object)
+    meta["genres"] = meta["genres"].astype(object)
     return meta[~meta.index.duplicated(keep="first")]

@@ -229,7 +229,7 @@ def read_delimited(path: str | Path, *, sep: str | None = None, columns: dict[st
 
 
 def _arrow_options(sep, names, skip, include, types, encoding):
-    ro = pacsv.ReadOptions(column_names=names, skip_rows=skip, encoding=encoding, block_size=1 << 24)
+    ro = pacsv.ReadOptions(column_names=names, skip_rows=skip, encoding=encoding)
     po = pacsv.ParseOptions(delimiter=":" if sep == "::" else sep, quote_char=False if sep in ("::", "\t") else '"',
                             ignore_empty_lines=True)
     co = pacsv.ConvertOptions(include_columns=include, column_types=types, strings_can_be_null=False,
