@@ -4,8 +4,9 @@ from ncf.data.idmap import IdMap
 from ncf.data.interactions import Interactions
 from ncf.data.load import load_data
 from ncf.data.movielens import RELEASES, get_release
+from ncf.data.tables import parse_columns
 
-__all__ = ["IdMap", "Interactions", "RELEASES", "fetch_dataset", "get_release", "load_data", "summarize"]
+__all__ = ["IdMap", "Interactions", "RELEASES", "fetch_dataset", "get_release", "load_data", "parse_columns", "summarize"]
 
 
 def fetch_dataset(name: str, **kwargs):
