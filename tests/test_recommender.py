@@ -282,3 +282,21 @@ def test_cli_batch_users_file(tmp_path, capsys, content):
     assert frame["user"].tolist() == ["101", "101", "150", "150", "ghost", "ghost"]
     assert frame["policy"].tolist() == ["model"] * 4 + ["popular"] * 2
     assert frame["title"].str.startswith("Movie").all()
+
+
+def test_precomputed_answers_equal_model_answers(tmp_path, data):
+    for cls in ("_test_svd", "_test_noemb"):
+        bundle = make_bundle(tmp_path / cls, REGISTRY[cls], data=data)
+        plain, cached = Recommender.from_path(bundle), Recommender.from_path(bundle)
+        assert cached.precompute(k=8) == {"users": True, "items": True}
+        for u in (101, 130, 160, "ghost"):
+            for k in (1, 8, 9):  # 9 > cached k: falls back to the model
+                a, b = plain.recommend(u, k=k), cached.recommend(u, k=k)
+                assert [e["item"] for e in a["items"]] == [e["item"] for e in b["items"]]
+                np.testing.assert_allclose([e["score"] for e in a["items"]], [e["score"] for e in b["items"]], rtol=1e-5)
+        for i in (1001, 1015, 1030):
+            a, b = plain.similar(i, k=5), cached.similar(i, k=5)  # near-ties may swap: compare scores
+            np.testing.assert_allclose([e["score"] for e in a["items"]], [e["score"] for e in b["items"]], atol=1e-5)
+            assert {_cluster(e["item"]) for e in b["items"]} == {_cluster(i)}
+        assert cached.recommend(101, k=3, exclude_seen=False) == plain.recommend(101, k=3, exclude_seen=False)
+    assert Recommender.from_path(bundle).precompute(max_cells=10) == {"users": False, "items": False}

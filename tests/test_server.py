@@ -68,7 +68,9 @@ def client(base_url):
 
 @pytest.fixture(scope="module")
 def rec(bundle) -> Recommender:
-    return Recommender.from_path(bundle)
+    r = Recommender.from_path(bundle)
+    r.precompute(k=100)  # as the server does at start-up
+    return r
 
 
 def _one_line_4xx(r: httpx.Response, status: int) -> str:

@@ -113,6 +113,8 @@ def serve(
     max_body: int = typer.Option(1_000_000, "--max-body", help="Largest request body in bytes (larger: 413)."),
     cold_start: str = typer.Option("popular", "--cold-start", help="Unknown users: 'popular' or 'error' (404)."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    precompute: bool = typer.Option(True, "--precompute/--no-precompute",
+                                    help="Cache every user's top-100 and every item's 100 neighbours at start-up."),
 ) -> None:
     """Serve recommendations over HTTP (FastAPI; docs at /docs)."""
     from ncf.serving.app import serve as run_server
@@ -123,7 +125,7 @@ def serve(
         raise UsageError("--max-k, --max-body and --workers-threads must be positive", "e.g. --max-k 1000")
     typer.echo(f"serving {run} on http://{host}:{port} (docs: http://{host}:{port}/docs)", err=True)
     run_server(run, host=host, port=port, threads=threads, max_k=max_k, max_body=max_body, cold_start=cold_start,
-               log_level=log_level)
+               log_level=log_level, precompute=precompute)
 
 
 def register(app: typer.Typer) -> None:

@@ -146,8 +146,13 @@ def _set_threads(threads: int) -> None:
 
 
 def create_app(model: str | Path | Recommender, max_k: int = 1000, max_body: int = DEFAULT_MAX_BODY,
-               threads: int = 1, cold_start: str = "popular") -> FastAPI:
-    """Build the app. `model` is a Recommender or a bundle path (loaded once, at start-up)."""
+               threads: int = 1, cold_start: str = "popular", precompute: bool = True,
+               precompute_k: int = 100) -> FastAPI:
+    """Build the app. `model` is a Recommender or a bundle path (loaded once, at start-up).
+
+    With `precompute` the top-`precompute_k` lists of every user and item are cached at start-up
+    (see Recommender.precompute); other requests go through the model.
+    """
     state: dict[str, Recommender] = {}
 
     @asynccontextmanager
@@ -158,7 +163,10 @@ def create_app(model: str | Path | Recommender, max_k: int = 1000, max_body: int
             rec.max_k = max_k
         else:
             rec = Recommender.from_path(model, cold_start=cold_start, max_k=max_k)
-        rec.item_similarities([0]) if rec.n_items else None  # warm the similarity path once
+        if precompute:
+            rec.precompute(k=min(precompute_k, max_k))
+        elif rec.n_items:
+            rec.item_similarities([0])  # warm the similarity path once
         state["rec"] = rec
         state["info"] = rec.info()
         yield
@@ -238,12 +246,13 @@ def create_app(model: str | Path | Recommender, max_k: int = 1000, max_body: int
 
 
 def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, threads: int = 1, max_k: int = 1000,
-          max_body: int = DEFAULT_MAX_BODY, cold_start: str = "popular", log_level: str = "warning") -> None:
+          max_body: int = DEFAULT_MAX_BODY, cold_start: str = "popular", log_level: str = "warning",
+          precompute: bool = True) -> None:
     """Run the API with uvicorn until interrupted (the model is loaded once, before serving)."""
     import uvicorn
 
     # fail fast, as a one-line CLI error, if the bundle cannot be loaded
     recommender = Recommender.from_path(model, cold_start=cold_start, max_k=max_k)
-    app = create_app(recommender, max_k=max_k, max_body=max_body, threads=threads)
+    app = create_app(recommender, max_k=max_k, max_body=max_body, threads=threads, precompute=precompute)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, http="auto",
                 lifespan="on", timeout_graceful_shutdown=5)

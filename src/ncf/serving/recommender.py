@@ -61,6 +61,8 @@ class Recommender:
         self._emb = _normalised_item_embeddings(estimator)
         self._seen_t: sp.csr_matrix | None = None  # items x users, for co-occurrence similarity
         self._item_norm: np.ndarray | None = None
+        self._user_cache: tuple[np.ndarray, np.ndarray] | None = None  # see precompute()
+        self._item_cache: tuple[np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -69,6 +71,31 @@ class Recommender:
         from ncf.bundle import load_bundle, read_bundle_meta
 
         return cls(load_bundle(path), bundle_meta=read_bundle_meta(path), **kwargs)
+
+    def precompute(self, k: int = 100, max_cells: int = 100_000_000, batch_size: int = 512) -> dict[str, bool]:
+        """Cache the top-k of every known user (seen items excluded, no filter) and the k most similar items
+        of every item, so the common requests are a table look-up. Skipped when users x items (or items x
+        items) exceeds `max_cells` (time and memory bound). Other requests still go through the model."""
+        from ncf.models import top_k
+
+        k = max(1, min(int(k), self.n_items))
+        done = {"users": False, "items": False}
+        if 0 < self.n_users * self.n_items <= max_cells:
+            self._user_cache = self.estimator.recommend(np.arange(self.n_users), k=k, exclude_seen=True,
+                                                        batch_size=batch_size)
+            done["users"] = True
+        if 0 < self.n_items * self.n_items <= max_cells:
+            ids = np.empty((self.n_items, k), dtype=np.int64)
+            scores = np.empty((self.n_items, k), dtype=np.float32)
+            for start in range(0, self.n_items, batch_size):
+                block = np.arange(start, min(start + batch_size, self.n_items))
+                sims = self.item_similarities(block)
+                sims[np.arange(len(block)), block] = -np.inf
+                ids[block], scores[block] = top_k(sims, k)
+            ids[~np.isfinite(scores)] = -1
+            self._item_cache = (ids, scores)
+            done["items"] = True
+        return done
 
     # ------------------------------------------------------------------ facts
     @property
@@ -240,9 +267,13 @@ class Recommender:
         policies = ["model"] * n
         known = inner >= 0
         if known.any():
-            cand = None if allowed is None else np.flatnonzero(allowed)
-            kid, ksc = self.estimator.recommend(inner[known], k=k, exclude_seen=exclude_seen, candidates=cand)
-            ids[known], scores[known] = kid, ksc
+            cache = self._user_cache
+            if cache is not None and exclude_seen and allowed is None and k <= cache[0].shape[1]:
+                ids[known], scores[known] = cache[0][inner[known], :k], cache[1][inner[known], :k]
+            else:
+                cand = None if allowed is None else np.flatnonzero(allowed)
+                kid, ksc = self.estimator.recommend(inner[known], k=k, exclude_seen=exclude_seen, candidates=cand)
+                ids[known], scores[known] = kid, ksc
         if (~known).any():
             unknown_rows = np.flatnonzero(~known)
             if liked_items:
@@ -303,13 +334,17 @@ class Recommender:
 
         k = self._check_k(k)
         inner = self.item_ids([item])
-        sims = self.item_similarities(inner)[0]
-        sims[inner[0]] = -np.inf
         allowed = self.candidate_mask(genre, candidates)
-        if allowed is not None:
-            sims[~allowed] = -np.inf
-        ids, sc = top_k(sims[None, :], k)
-        ids[~np.isfinite(sc)] = -1
+        cache = self._item_cache
+        if cache is not None and allowed is None and k <= cache[0].shape[1]:
+            ids, sc = cache[0][inner, :k], cache[1][inner, :k]
+        else:
+            sims = self.item_similarities(inner)[0]
+            sims[inner[0]] = -np.inf
+            if allowed is not None:
+                sims[~allowed] = -np.inf
+            ids, sc = top_k(sims[None, :], k)
+            ids[~np.isfinite(sc)] = -1
         head = {"item": self._item_raw[int(inner[0])]}
         for col, values in self._meta.items():
             head[col] = values[int(inner[0])]
