@@ -62,6 +62,14 @@ def test_running_mean_gap_explains_val_below_train_with_measured_sizes():
     assert "dropout-effect" not in codes(f)
 
 
+def test_no_dropout_model_attributes_the_whole_gap_to_the_running_mean():
+    h = hist([0.210, 0.120, 0.100, 0.090], [0.133, 0.110, 0.095, 0.088], [0.155, 0.150, 0.149, 0.1485])
+    mode = {"train_mode": 0.1, "eval_mode": 0.1, "batches": 8, "dropout": 0.0, "batch_norm": False}
+    f = analyse(h, mode_effect=mode)
+    assert "All of it is the running mean: the model has no dropout or batch-norm" in by_code(f, "running-mean-gap").evidence
+    assert "(and dropout)" not in by_code(f, "val-below-train").meaning
+
+
 def test_val_below_train_not_explained_when_eval_train_also_above_val():
     h = hist([0.30, 0.28, 0.27], [0.29, 0.275, 0.268], [0.20, 0.19, 0.185])
     f = by_code(analyse(h), "val-below-train")

@@ -207,13 +207,20 @@ def _divergence(h: pd.DataFrame) -> list[Finding]:
     return []
 
 
+def _has_regularisers(mode_effect: dict[str, Any]) -> bool:
+    """False only when the measurement says the model has neither dropout nor batch-norm."""
+    return not (float(mode_effect.get("dropout", 1) or 0) == 0 and mode_effect.get("batch_norm", True) is False)
+
+
 def _mode_text(mode_effect: dict[str, float] | None) -> tuple[float | None, str]:
     if not mode_effect or "train_mode" not in mode_effect or "eval_mode" not in mode_effect:
         return None, ""
     d = float(mode_effect["train_mode"]) - float(mode_effect["eval_mode"])
-    return d, (f"dropout/batch-norm, measured with the final weights on the same {int(mode_effect.get('batches', 1))} batch(es) in "
-               f"train vs eval mode, change the loss by {d:+.4f} ({float(mode_effect['train_mode']):.4f} vs "
-               f"{float(mode_effect['eval_mode']):.4f})")
+    if not _has_regularisers(mode_effect):
+        return d, "the model has no dropout or batch-norm, so train and eval mode score alike"
+    return d, (f"dropout/batch-norm, measured with the final weights on the same {int(mode_effect.get('batches', 1))} "
+               f"batch(es) in train vs eval mode, change the loss by {d:+.4f} "
+               f"({float(mode_effect['train_mode']):.4f} vs {float(mode_effect['eval_mode']):.4f})")
 
 
 def _val_below_train(h: pd.DataFrame, mode_effect: dict[str, float] | None) -> list[Finding]:
@@ -246,8 +253,8 @@ def _val_below_train(h: pd.DataFrame, mode_effect: dict[str, float] | None) -> l
     unexplained = below & np.isfinite(te) & (va < te * (1 - VAL_BELOW_EVAL_REL))
     if not unexplained.any():
         parts = (f"{_f(running)} of the gap is measurement: the running mean averages losses of earlier, "
-                 f"worse weights (and dropout)")
-        if d is not None:
+                 f"worse weights" + (" (and dropout)" if not mode_effect or _has_regularisers(mode_effect) else ""))
+        if d is not None and _has_regularisers(mode_effect):
             parts += (f", of which dropout/batch-norm is only {d:+.4f} and the "
                       f"running mean {_f(running - d)}")
         rel = "below" if te[i] < va[i] * (1 - VAL_BELOW_TRAIN_REL) else "level with"
@@ -289,16 +296,18 @@ def _running_mean_gap(h: pd.DataFrame, mode_effect: dict[str, float] | None) -> 
     gap = float(tr[i] - te[i])
     d, mode_txt = _mode_text(mode_effect)
     split = ""
-    if d is not None:
+    if d is not None and _has_regularisers(mode_effect):
         split = (f" Of the {_f(gap)}, {mode_txt}; the remaining {_f(gap - d)} is the running mean over "
                  f"weights that improved during the epoch.")
+    elif d is not None:
+        split = f" All of it is the running mean: {mode_txt}."
     later = [int(e) for e in ep[misleading]]
     return [Finding(
         "running-mean-gap", "info", "The training curve is a running mean: it overstates the training loss",
         f"epoch {ep[i]}: running train_loss {_f(tr[i])} vs end-of-epoch weights in eval mode "
         f"{_f(te[i])} (+{rel[i]:.0%}); gap above {RUNNING_MEAN_GAP_REL:.0%} in epoch(s) "
         f"{', '.join(map(str, later[:8]))}{', ...' if len(later) > 8 else ''}.{split}",
-        "train_loss averages the loss of every batch while the weights were still changing, with dropout on; "
+        "train_loss averages the loss of every batch while the weights were still changing, in train mode; "
         "it is not the loss of the model you keep. The train/validation gap in the plot is partly this "
         "measurement, not generalisation.",
         "Read train_loss_eval for the model's real training loss; judge over/underfitting from it and val_loss.",

@@ -102,7 +102,7 @@ def mode_effect(est, train: Interactions, rows: int = MODE_EFFECT_ROWS, batch_si
     finally:
         module.load_state_dict(buffers)
         module.train(was_training)
-    arch = {k: getattr(est, k) for k in ("dropout", "batch_norm") if hasattr(est, k)}
+    arch = {"dropout": float(getattr(est, "dropout", 0.0) or 0.0), "batch_norm": bool(getattr(est, "batch_norm", False))}
     return {"train_mode": train_mode, "eval_mode": eval_mode, "delta": train_mode - eval_mode,
             "batches": len(starts), "batch_size": bs, "rows": int(n), "loss": est._loss_name(), **arch}
 
