@@ -183,3 +183,82 @@ def _topk_masked(sc: np.ndarray, rr: np.ndarray, rc: np.ndarray, sc_rel: np.ndar
         vals = np.pad(vals, ((0, 0), (0, k - kk)), constant_values=-np.inf)
     ids[~np.isfinite(vals)] = -1
     return ids, vals
+
+
+def _make_model(name: str, task: str, seed: int, params: dict | None):
+    from ncf.models import REGISTRY
+
+    cls = REGISTRY[name]
+    names = cls._param_names()
+    args = dict(params or {})
+    if "task" in names:
+        args.setdefault("task", task)
+    if "seed" in names:
+        args["seed"] = seed
+    return cls(**args)
+
+
+def check_models(names: list[str], task: str) -> None:
+    """UsageError unless every name is a registered estimator that supports `task`."""
+    from ncf.errors import UsageError, closest
+    from ncf.models import REGISTRY
+
+    if task not in ("rating", "ranking"):
+        raise UsageError(f"unknown task '{task}'", "use rating or ranking")
+    if not names:
+        raise UsageError("no models given", f"pass e.g. --models {','.join(n for n in REGISTRY if task in REGISTRY[n].tasks)}")
+    for name in names:
+        if name not in REGISTRY:
+            guess = closest(name, sorted(REGISTRY))
+            raise UsageError(f"unknown model '{name}'",
+                             f"did you mean '{guess}'?" if guess else f"known: {', '.join(sorted(REGISTRY))}")
+        if task not in REGISTRY[name].tasks:
+            ok = [n for n in sorted(REGISTRY) if task in REGISTRY[n].tasks]
+            raise UsageError(f"model '{name}' does not support the {task} task", f"models for {task}: {', '.join(ok)}")
+
+
+def evaluate_models(data: Interactions, models: list[str], task: str = "ranking", split: str = "loo",
+                    seeds: int | list[int] = 1, ks: tuple[int, ...] = (10,), n_candidates: int = 99,
+                    valid_in_train: bool = True, params: dict[str, dict] | None = None,
+                    split_params: dict | None = None, progress=None) -> list[dict]:
+    """Fit and evaluate models on one split per seed (k-fold: every fold, averaged).
+
+    Rating task: the `rating` protocol. Ranking task: `sampled` (n_candidates fixed candidates per test row,
+    drawn per seed) and `full` (train + valid positives excluded). With `valid_in_train` the model is fit
+    on train + valid (the usual final protocol); else fit(train, valid).
+    Returns one result table {model: {protocol: {metric: value}}} per seed.
+    """
+    from ncf.evaluation.tables import aggregate
+    from ncf.sampling import eval_candidates
+    from ncf.split import kfold, split_data
+
+    check_models(models, task)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    out = []
+    for seed in seed_list:
+        if split == "kfold":
+            k = int((split_params or {}).get("k", 5))
+            splits = list(kfold(data, k=k, seed=seed))
+        else:
+            splits = [split_data(data, split, seed=seed, **(split_params or {}))]
+        per_fold = []
+        for sp_ in splits:
+            train = sp_.train_valid() if valid_in_train else sp_.train
+            valid = None if valid_in_train else sp_.valid
+            cand = exclude = None
+            if task == "ranking":
+                cand = eval_candidates(sp_.test, sp_.all_keys(), n=n_candidates, seed=seed)
+                exclude = sp_.train_valid().csr()
+            res: dict[str, dict[str, dict[str, float]]] = {}
+            for name in models:
+                if progress:
+                    progress(f"seed {seed}: fitting {name} on {len(train):,} interactions")
+                model = _make_model(name, task, seed, (params or {}).get(name)).fit(train, valid)
+                if task == "rating":
+                    res[name] = {"rating": evaluate_rating(model, sp_.test)}
+                else:
+                    res[name] = {"sampled": evaluate_sampled(model, sp_.test, cand, ks),
+                                 "full": evaluate_full(model, sp_.test, exclude, ks)}
+            per_fold.append(res)
+        out.append(aggregate(per_fold)[0] if len(per_fold) > 1 else per_fold[0])
+    return out
