@@ -191,6 +191,20 @@ def choose_sep(path: Path, sep: str | None, label: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- reading
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4")
+
+
+def _check_text(path: Path, label: str) -> None:
+    """Refuse UTF-16/UTF-32 and binary files with the fix, instead of garbled column names."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{label} is UTF-16/UTF-32 text, not UTF-8", "save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
+    if b"\x00" in head and path.suffix.lower() not in _COMPRESSED:
+        raise DataError(f"{label} is not a text table (it contains NUL bytes; UTF-16 or binary?)",
+                        "pass a UTF-8 CSV/TSV file, a Parquet file or a MovieLens zip")
+
+
 def read_delimited(path: str | Path, *, sep: str | None = None, columns: dict[str, str] | None = None,
                    header: bool | None = None, names: list[str] | None = None, encoding: str = "utf-8",
                    label: str | None = None) -> RawRatings:
@@ -205,6 +219,7 @@ def read_delimited(path: str | Path, *, sep: str | None = None, columns: dict[st
         raise DataError(f"{label} does not exist", "check the path")
     if path.stat().st_size == 0:
         raise DataError(f"{label} is empty", "check the file; it needs a header or at least one row")
+    _check_text(path, label)
     columns = dict(columns or {})
     sep = choose_sep(path, sep, label)
     lines = peek_lines(path, n=2, encoding=encoding)
@@ -359,21 +374,26 @@ def _ids(col: pa.ChunkedArray, role: str, name: str, label: str, first_line: int
     return stripped.to_numpy(zero_copy_only=False).astype(object)
 
 
+_F32_MAX = float(np.finfo(np.float32).max)  # ratings are stored as float32
+
+
 def _numbers(col: pa.ChunkedArray, name: str, label: str, first_line: int) -> np.ndarray:
     """A finite float64 rating column; the first bad value is named with its line."""
     numeric = pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type)
     if numeric and col.null_count == 0:
         vals = col.to_numpy().astype(np.float64, copy=False)
-        if np.isfinite(vals).all():
+        if np.isfinite(vals).all() and (np.abs(vals) <= _F32_MAX).all():
             return vals
     raw = col.cast(pa.string()).to_numpy(zero_copy_only=False)
     vals = pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isfinite(vals)
+    bad = ~np.isfinite(vals) | (np.abs(np.nan_to_num(vals)) > _F32_MAX)
     if bad.any():
         row = _first(bad)
         shown = raw[row]
         if shown is None or str(shown).strip() == "":
             what = "an empty rating"
+        elif _is_float(shown) and np.isfinite(float(shown)):
+            what = f"'{shown}', a rating too large to store (float32)"
         elif _is_float(shown):
             what = f"'{shown}', a non-finite rating"
         else:
