@@ -67,8 +67,10 @@ def train_run(
 
     `log` receives human-readable progress lines (None: silent). A failure leaves no run directory.
     """
+    from ncf import distributed
+
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config))
-    say = log or (lambda _msg: None)
+    say = log if log is not None and distributed.is_main() else (lambda _msg: None)
     out_path = Path(out) if out is not None else None
     if out_path is not None and out_path.exists() and not overwrite:
         raise UsageError(f"run directory {out_path} already exists", "pass another --out or remove it")
@@ -95,6 +97,10 @@ def train_run(
     fit_estimator(est, split, cfg, say)
     history = getattr(est, "history_", None)
     history = history.copy() if isinstance(history, pd.DataFrame) else pd.DataFrame()
+    if not distributed.is_main():  # data parallel: rank 0 evaluates and writes, the other ranks stop here
+        return RunResult(config=resolved, metrics={}, history=history, estimator=est, split=split,
+                         data_summary=summary, audit=audit, candidates=candidates,
+                         seconds=time.perf_counter() - t0)
 
     metrics: dict[str, dict[str, dict[str, float]]] = {}
     metrics[cfg.model] = evaluate(est, split, candidates, cfg)
@@ -255,7 +261,10 @@ def fit_estimator(est, split, cfg: RunConfig, say: Log) -> None:
         cb = _EpochPrinter(say, cfg)
         kwargs[key] = [cb] if key == "callbacks" else cb
         streamed = True
-    est.fit(split.train, split.valid, **kwargs)
+    from ncf import distributed
+
+    with distributed.data_parallel():  # DDP when launched by torchrun (ncf.distributed), else a no-op
+        est.fit(split.train, split.valid, **kwargs)
     hist = getattr(est, "history_", None)
     if not streamed and isinstance(hist, pd.DataFrame):
         printer = _EpochPrinter(say, cfg)

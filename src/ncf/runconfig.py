@@ -82,6 +82,7 @@ class RunConfig(Config):
     eval_k: int | None = Field(None, ge=1, description="K of the per-epoch validation metrics")
     val_candidates: int | None = Field(None, ge=1, description="sampled candidates per validation item (per-epoch metrics)")
     threads: int | None = Field(None, ge=1, description="torch threads during training (default: torch's)")
+    amp: bool | None = Field(None, description="bf16 mixed precision (autocast) for training on CUDA; ignored on CPU")
     pretrain: bool = Field(False, description="NeuMF: initialise from pretrained GMF and MLP (paper sec. 3.4.1)")
     # --- evaluation
     ks: list[int] = Field(default_factory=lambda: [10], description="cut-offs for ranking metrics, e.g. 5,10,20")

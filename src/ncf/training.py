@@ -87,6 +87,9 @@ class Trainer:
         callbacks: Sequence[Callable[["Trainer"], None]] = (),
         verbose: bool = False,
         device: torch.device | str = "cpu",
+        dist: Any = None,
+        amp: bool = False,
+        step_callbacks: Sequence[Callable[["Trainer"], None]] = (),
     ) -> None:
         if epochs < 1:
             raise UsageError(f"epochs must be >= 1, got {epochs}", "pass a positive number of epochs")
@@ -98,6 +101,16 @@ class Trainer:
         self.rng, self.generator = rng, generator
         self.monitor, self.mode, self.patience, self.restore_best = monitor, mode, patience, restore_best
         self.callbacks, self.verbose, self.device = list(callbacks), verbose, torch.device(device)
+        # data parallel (ncf.distributed.DistContext): DDP-wrapped module, one slice of every epoch per rank
+        self.dist = dist
+        self.step_callbacks = list(step_callbacks)
+        self.train_module = module
+        if dist is not None:
+            self.train_module = dist.wrap(module)
+            self.step_callbacks += dist.step_hooks()
+            self.callbacks += dist.epoch_hooks()
+        self.amp = bool(amp) and self.device.type == "cuda"  # bf16 autocast of the training forward (CUDA)
+        self.epoch_rows: torch.Tensor | None = None  # rows of this epoch's tensors this rank trained on
         # progress
         self.epoch = 0
         self.n_iter = 0
@@ -125,26 +138,38 @@ class Trainer:
         tensors = [t.to(self.device, non_blocking=True) for t in self.make_epoch(self.rng)]
         n = len(tensors[0])
         perm = torch.randperm(n, generator=self.generator).to(self.device)
-        tensors = [t[perm] for t in tensors]
+        if self.dist is not None:  # same permutation on every rank; rank r takes equal-sized slice r
+            lo, hi = self.dist.shard(n)
+            perm = perm[lo:hi]
+        self.epoch_rows = perm
+        n_local = len(perm)
         lr = float(self.optimizer.param_groups[0]["lr"])
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         bar = None
         if self.verbose:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=n, desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="ex", unit_scale=True, leave=False)
+            bar = tqdm(total=n_local, desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="ex", unit_scale=True, leave=False)
         bs = self.batch_size
-        for start in range(0, n, bs):
-            batch = [t[start:start + bs] for t in tensors]
+        for start in range(0, n_local, bs):
+            idx = perm[start:start + bs]  # gather per batch: no permuted copy of the epoch's tensors
+            batch = [t[idx] for t in tensors]
             self.optimizer.zero_grad(set_to_none=True)
-            data_loss, loss = self.loss_step(self.module, batch)
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                data_loss, loss = self.loss_step(self.train_module, batch)
             loss.backward()
             self.optimizer.step()
-            total += data_loss.detach() * len(batch[0])
+            total += data_loss.detach().float() * len(batch[0])
             self.n_iter += 1
+            for hook in self.step_callbacks:
+                hook(self)
             if bar is not None:
                 bar.update(len(batch[0]))
-        train_loss = float(total) / max(n, 1)
+        n_seen = n_local
+        if self.dist is not None:  # loss and sample counts over all ranks
+            total = self.dist.all_reduce_sum(total)
+            n_seen = n_local * self.dist.world_size
+        train_loss = float(total) / max(n_seen, 1)
         train_s = time.perf_counter() - t0
         if self.scheduler is not None:
             self.scheduler.step()
@@ -152,11 +177,16 @@ class Trainer:
         row: dict[str, float] = {"epoch": self.epoch, "train_loss": train_loss}
         if self.evaluate is not None:
             self.module.eval()
-            with torch.no_grad():
-                row.update(self.evaluate(self.module))
+            measured: dict[str, float] | None = None
+            if self.dist is None or self.dist.is_main:  # evaluated once, on rank 0
+                with torch.no_grad():
+                    measured = self.evaluate(self.module)
+            if self.dist is not None:  # every rank takes the same early-stopping decision
+                measured = self.dist.broadcast_json(measured)
+            row.update(measured or {})
         row["lr"] = lr
         row["seconds"] = time.perf_counter() - t0
-        row["samples_per_s"] = n / train_s if train_s > 0 else math.nan
+        row["samples_per_s"] = n_seen / train_s if train_s > 0 else math.nan
         self.history.append(row)
         if bar is not None:
             shown = {k: f"{v:.4f}" for k, v in row.items() if k.startswith(("train_loss", "val_"))}

@@ -65,12 +65,19 @@ def train(
 
     Use --task rating for rating prediction (RMSE). Every key of a config file is also a flag.
     """
+    from ncf import distributed
     from ncf.run import default_run_dir, format_metrics, train_run
 
     cfg = RunConfig.build(config_file=config, preset=preset, overrides=flags)
     out = out or default_run_dir(cfg.model)
     log = (lambda _m: None) if quiet else typer.echo
-    result = train_run(cfg, out=out, log=log, overwrite=overwrite)
+    with distributed.session(cfg.device) as ctx:  # torchrun: DDP process group (rank 0 evaluates and writes)
+        main = ctx is None or ctx.is_main
+        if ctx is not None and main:
+            log(f"distributed: {ctx.world_size} processes, DistributedDataParallel over {ctx.backend}")
+        result = train_run(cfg, out=out, log=log, overwrite=overwrite)
+    if not main:
+        return
     if quiet:
         typer.echo(format_metrics(result.metrics, cfg.model))
     typer.echo(f"run written to {result.run_dir} ({result.seconds:.1f}s)")

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ncf import distributed as _distributed
 from ncf import losses
 from ncf.data import Interactions
 from ncf.errors import BundleError, DataError, UsageError
@@ -159,8 +160,13 @@ class NeuralEstimator(Estimator):
         return data.ratings >= self.positive_threshold
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: Interactions, valid: Interactions | None = None) -> Self:
-        """Train on `train`; `valid` (same id space) drives per-epoch validation and early stopping."""
+    def fit(self, train: Interactions, valid: Interactions | None = None, callbacks=()) -> Self:
+        """Train on `train`; `valid` (same id space) drives per-epoch validation and early stopping.
+
+        `callbacks`: callables receiving the Trainer at the end of each epoch (e.g. tuning's pruning).
+        Inside `ncf.distributed.data_parallel()` under torchrun, trains with DistributedDataParallel.
+        """
+        self._fit_callbacks = list(callbacks)
         self._validate()
         if len(train) == 0:
             raise DataError("the training data is empty", "pass interactions with at least one row")
@@ -169,7 +175,7 @@ class NeuralEstimator(Estimator):
         if valid is not None and (valid.n_users != train.n_users or valid.n_items != train.n_items):
             raise DataError("validation data uses a different id space", "split one Interactions object")
         self._remember_data(train)
-        self.device_ = resolve_device(self.device)
+        self.device_ = _distributed.local_device(resolve_device(self.device))
         old_threads = torch.get_num_threads()
         # our ops are small: one thread avoids sync costs and collapses less when cores are shared (measured)
         torch.set_num_threads(int(self.threads) if self.threads else 1)
@@ -201,14 +207,16 @@ class NeuralEstimator(Estimator):
         monitor, mode = self._monitor()
         if valid is None:
             monitor = None
-        callbacks = []
+        callbacks = list(getattr(self, "_fit_callbacks", []))
+        dist_ctx = _distributed.current()  # data parallel under torchrun (ncf.distributed)
         fingerprint = self._fingerprint(train)
-        if self.checkpoint_dir:
+        if self.checkpoint_dir and _distributed.is_main():
             callbacks.append(lambda tr: save_checkpoint(tr, self.checkpoint_dir, extra={"fingerprint": fingerprint}))
         trainer = Trainer(self.module_, optimizer, make_epoch, loss_step, epochs=self.epochs, batch_size=self.batch_size,
                           rng=rng, generator=gen, scheduler=scheduler, evaluate=evaluate, monitor=monitor, mode=mode,
                           patience=self.patience, restore_best=monitor is not None, callbacks=callbacks,
-                          verbose=self.verbose, device=dev)
+                          verbose=self.verbose and _distributed.is_main(), device=dev, dist=dist_ctx,
+                          amp=bool(getattr(self, "amp", False)))
         if self.resume and self.checkpoint_dir:
             found = read_checkpoint(self.checkpoint_dir)
             if found is not None:
@@ -442,7 +450,8 @@ _COMMON_DOC = """
     (center|minmax, rating task), early_stopping ("auto" = val_ndcg@K / val_rmse, a history column, or
     None), patience (epochs without improvement; best weights restored), seed, device (cpu|cuda|auto),
     eval_k, val_candidates, verbose (tqdm bar per epoch), checkpoint_dir (state saved each epoch), resume
-    (continue from checkpoint_dir), threads (torch threads during fit; None = 1, fastest for these small ops).
+    (continue from checkpoint_dir), threads (torch threads during fit; None = 1, fastest for these small ops),
+    amp (bf16 autocast of the training forward pass on CUDA; ignored on CPU).
 """
 
 
@@ -458,7 +467,7 @@ class MFEstimator(NeuralEstimator):
                  target_scaling: str = "center", early_stopping: str | None = "auto", patience: int | None = 3,
                  seed: int = 0, device: str = "cpu", eval_k: int = 10, val_candidates: int = 99,
                  verbose: bool = False, checkpoint_dir: str | None = None, resume: bool = False,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, amp: bool = False) -> None:
         _store(self, locals())
 
     def _arch(self) -> dict[str, Any]:
@@ -477,7 +486,7 @@ class GMFEstimator(NeuralEstimator):
                  target_scaling: str = "center", early_stopping: str | None = "auto", patience: int | None = 3,
                  seed: int = 0, device: str = "cpu", eval_k: int = 10, val_candidates: int = 99,
                  verbose: bool = False, checkpoint_dir: str | None = None, resume: bool = False,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, amp: bool = False) -> None:
         _store(self, locals())
 
     def _arch(self) -> dict[str, Any]:
@@ -498,7 +507,7 @@ class MLPEstimator(NeuralEstimator):
                  target_scaling: str = "center", early_stopping: str | None = "auto", patience: int | None = 3,
                  seed: int = 0, device: str = "cpu", eval_k: int = 10, val_candidates: int = 99,
                  verbose: bool = False, checkpoint_dir: str | None = None, resume: bool = False,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, amp: bool = False) -> None:
         _store(self, locals())
 
     def _arch(self) -> dict[str, Any]:
@@ -520,7 +529,7 @@ class NeuMFEstimator(NeuralEstimator):
                  positive_threshold: float | None = None, target_scaling: str = "center",
                  early_stopping: str | None = "auto", patience: int | None = 3, seed: int = 0, device: str = "cpu",
                  eval_k: int = 10, val_candidates: int = 99, verbose: bool = False, checkpoint_dir: str | None = None,
-                 resume: bool = False, threads: int | None = None) -> None:
+                 resume: bool = False, threads: int | None = None, amp: bool = False) -> None:
         _store(self, locals())
 
     def _arch(self) -> dict[str, Any]:
