@@ -164,3 +164,14 @@ def test_fast_dedup_matches_the_rule(seed):
     first[1:] = (su[1:] != su[:-1]) | (si[1:] != si[:-1])
     su, si = su[first], si[first]  # sorted and unique: the fast path
     assert np.array_equal(dedup_latest(su, si, None, 30), np.arange(len(su)))
+
+
+def test_timestamp_errors(tmp_path):
+    p = write(tmp_path, "t.csv", "user,item,timestamp\n1,2,100\n1,3,\n")
+    with pytest.raises(DataError, match=r"line 3: an empty timestamp in column 'timestamp'"):
+        load_data(p)
+    p = write(tmp_path, "t2.csv", "user,item,timestamp\n1,2,100\n1,3,1e300\n")
+    with pytest.raises(DataError, match=r"line 3: timestamp '1e300'"):
+        load_data(p)
+    p = write(tmp_path, "t3.csv", "user,item,timestamp\n1,2,100.0\n1,3,7\n")
+    assert load_data(p).timestamps.tolist() == [100, 7]

@@ -420,16 +420,18 @@ def _timestamps(col: pa.ChunkedArray, name: str, label: str, first_line: int) ->
             return secs.to_numpy()
     if pa.types.is_integer(t) and col.null_count == 0:
         return col.to_numpy().astype(np.int64, copy=False)
-    raw = col.cast(pa.string()).to_numpy(zero_copy_only=False) if not pa.types.is_timestamp(t) else \
-        col.cast(pa.string()).to_numpy(zero_copy_only=False)
+    raw = col.cast(pa.string()).to_numpy(zero_copy_only=False)
     s = pd.Series(raw, dtype=object)
     num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    if np.isfinite(num).all():
+    ok = np.isfinite(num) & (np.abs(np.nan_to_num(num)) < 2.0**62)
+    if ok.all():
         return num.astype(np.int64)
-    if np.isfinite(num).any():
-        row = _first(~np.isfinite(num))
-        raise DataError(f"{label} line {_line(row, first_line)}: timestamp '{raw[row]}' in column '{name}' "
-                        "is not a number", "fix or drop that row, or load without a timestamp column")
+    if ok.any() or any(v is None or str(v).strip() == "" for v in raw[:1]):
+        row = _first(~ok)
+        shown = "an empty timestamp" if raw[row] is None or str(raw[row]).strip() == "" else \
+            f"timestamp '{raw[row]}'"
+        raise DataError(f"{label} line {_line(row, first_line)}: {shown} in column '{name}' is not a number of "
+                        "seconds", "fix or drop that row, or load without a timestamp column")
     try:
         dt = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
     except (ValueError, TypeError):
