@@ -146,3 +146,47 @@ def test_full_ranking_ml1m_sized_is_fast():
     dt = time.perf_counter() - t
     print(f"\nfull ranking, {len(s.test)} users x {data.n_items} items: {dt:.2f} s")
     assert 0 <= res["hr@10"] <= 1
+
+
+def _csv(tmp_path):
+    data = make_lowrank(n_users=60, n_items=80, density=0.15, seed=3)
+    path = tmp_path / "ratings.csv"
+    data.to_frame().rename(columns={"user": "userId", "item": "movieId"}).to_csv(path, index=False)
+    return path
+
+
+def test_cli_evaluate_json_and_seeds(tmp_path, capsys):
+    import json
+
+    from ncf.cli import main
+
+    path = _csv(tmp_path)
+    out = tmp_path / "res.json"
+    main(["evaluate", "--data", str(path), "--task", "ranking", "--split", "loo", "--models", "pop,ease",
+          "--seeds", "2", "--candidates", "20", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert "sampled" in text and "full" in text and "±" in text
+    res = json.loads(out.read_text())
+    assert set(res) == {"pop", "ease"} and set(res["ease"]) == {"sampled", "full"}
+    assert 0 <= res["ease"]["sampled"]["hr@10"] <= 1 and "hr@10_std" in res["ease"]["sampled"]
+    main(["evaluate", "--data", str(path), "--task", "rating", "--split", "kfold", "--folds", "3",
+          "--models", "global_mean,bias", "--json", str(out)])
+    res = json.loads(out.read_text())
+    assert res["bias"]["rating"]["rmse"] < res["global_mean"]["rating"]["rmse"]
+
+
+def test_cli_split_audit_and_errors(tmp_path, capsys):
+    from ncf.cli import main
+
+    path = _csv(tmp_path)
+    main(["split", "--data", str(path), "--split", "loo"])
+    text = capsys.readouterr().out
+    assert "tied_users" in text and "pairs_train_test        0" in text
+    for argv, needle in ((["evaluate", "--data", str(path), "--models", "pp"], "did you mean 'pop'"),
+                         (["evaluate", "--data", str(path), "--task", "rating", "--models", "pop"], "does not support"),
+                         (["split", "--data", str(path), "--split", "loo", "--tie-break", "x"], "tie_break")):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1

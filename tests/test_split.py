@@ -163,3 +163,12 @@ def test_ml1m_sized_sampling_speed():
     print(f"\nML-1M-sized: 4 training negatives x {len(users):,} positives in {dt:.3f} s; "
           f"99 eval candidates x {n_users} users in {dt2:.3f} s")
     assert neg.shape == (len(users), 4) and cand.shape == (n_users, 99)
+
+
+def test_loo_first_seen_tie_rule():
+    # user 1 ties items 30 and 10 at t=9; item 30 first appears in row 0, item 10 in row 2 -> 10 is "later"
+    data = _tiny([2, 1, 1, 1], [30, 20, 10, 30], [0, 5, 9, 9])
+    raw = lambda p: sorted(zip(p.user_map.to_raw(p.user_ids).tolist(), p.item_map.to_raw(p.item_ids).tolist()))
+    assert raw(split_data(data, "loo", tie_break="first_seen").test) == [(1, 10)]
+    assert raw(split_data(data, "loo", tie_break="row").test) == [(1, 30)]
+    assert raw(split_data(data, "loo", tie_break="item").test) == [(1, 30)]

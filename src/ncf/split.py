@@ -16,6 +16,7 @@ from ncf.data import Interactions
 from ncf.errors import DataError, UsageError, closest
 
 METHODS = ("random", "loo", "temporal", "kfold")
+TIE_BREAKS = ("row", "item", "first_seen")
 
 
 @dataclass(eq=False)
@@ -127,13 +128,21 @@ def loo_split(data: Interactions, valid: bool = True, tie_break: str = "row", se
     """Leave-one-out by time: each user's latest interaction is test, the next latest validation.
 
     Timestamp ties: `tie_break="row"` (default, RecBole's stable sort) counts the later row in the file as
-    later; `"item"` counts the larger inner item id as later. Every user keeps at least one training row:
+    later; `"item"` counts the larger inner item id (sorted raw ids) as later; `"first_seen"` counts the item
+    whose first row in the file comes later as later (the order of RecBole's remapped item ids). Every user keeps at least one training row:
     a user with 2 interactions gets no validation row, a user with 1 stays in train only.
     """
     ts = _need_timestamps(data, "leave-one-out")
-    if tie_break not in ("row", "item"):
-        raise UsageError(f"unknown tie_break '{tie_break}'", "use tie_break='row' or 'item'")
-    second = np.arange(len(data)) if tie_break == "row" else data.item_ids
+    if tie_break not in TIE_BREAKS:
+        raise UsageError(f"unknown tie_break '{tie_break}'", f"use one of {', '.join(TIE_BREAKS)}")
+    if tie_break == "row":
+        second = np.arange(len(data))
+    elif tie_break == "item":
+        second = data.item_ids
+    else:  # first_seen: items ordered by their first row in the file (RecBole's remapped item ids)
+        first = np.full(data.n_items, len(data), dtype=np.int64)
+        np.minimum.at(first, data.item_ids, np.arange(len(data)))
+        second = first[data.item_ids]
     order = np.lexsort((second, ts, data.user_ids))
     pos, count = _group_rank(data.user_ids, order)
     from_end = count - 1 - pos
