@@ -90,7 +90,12 @@ def load_zip(path: Path) -> Interactions:
     key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
     target = ncf_home() / "extracted" / f"{path.stem}-{key}"
     if not (target / ".ncf-complete").is_file():
-        extract_release(path, target, None, {"source": "zip", "path": str(path.resolve())})
+        from filelock import FileLock
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(target.parent / f".{target.name}.lock")):
+            if not (target / ".ncf-complete").is_file():
+                extract_release(path, target, None, {"source": "zip", "path": str(path.resolve())})
     release = detect_release(target)
     if release is None:
         raise DataError(f"{path} holds no MovieLens files (u.data, ratings.dat or ratings.csv)",
