@@ -190,3 +190,16 @@ def test_cli_split_audit_and_errors(tmp_path, capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err
         assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_tables_mean_std_and_format():
+    from ncf.evaluation.tables import aggregate, format_table, to_json
+
+    runs = [{"m": {"sampled": {"hr@10": v, "ndcg@10": v / 2}}} for v in (0.2, 0.4, 0.6)]
+    mean, std = aggregate(runs)
+    assert mean["m"]["sampled"]["hr@10"] == pytest.approx(0.4)
+    assert std["m"]["sampled"]["hr@10"] == pytest.approx(0.2)  # sample std (ddof=1)
+    js = to_json(runs)
+    assert js["m"]["sampled"]["hr@10_std"] == pytest.approx(0.2) and js["m"]["sampled"]["n_seeds"] == 3
+    text = format_table(runs)
+    assert "0.4000±0.2000" in text and text.splitlines()[0].startswith("model")

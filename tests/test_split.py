@@ -172,3 +172,27 @@ def test_loo_first_seen_tie_rule():
     assert raw(split_data(data, "loo", tie_break="first_seen").test) == [(1, 10)]
     assert raw(split_data(data, "loo", tie_break="row").test) == [(1, 30)]
     assert raw(split_data(data, "loo", tie_break="item").test) == [(1, 30)]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6), n_users=st.integers(1, 15), n_items=st.integers(2, 12),
+       method=st.sampled_from(["random", "loo", "temporal", "kfold"]), data_seed=st.integers(0, 10**6))
+def test_any_split_partitions_random_data(seed, n_users, n_items, method, data_seed):
+    rng = np.random.default_rng(data_seed)
+    n = int(rng.integers(n_users, n_users * n_items + 1))
+    flat = rng.choice(n_users * n_items, size=n, replace=False)
+    u, i = np.divmod(flat, n_items)
+    ts = rng.integers(0, 5, size=n)  # coarse: many ties
+    data = Interactions.from_raw(u, i, rng.integers(1, 6, n).astype(float), ts)
+    try:
+        s = split_data(data, method, seed=seed)
+    except DataError:  # e.g. every user has a single row: loo leaves the test part empty
+        return
+    _assert_partition(s, data)
+    rep = audit(s)
+    assert rep["pairs_train_test"] == rep["pairs_train_valid"] == rep["pairs_valid_test"] == 0
+    if method == "loo":
+        assert rep["test_before_user_train"] == 0
+        assert (s.test.user_counts() <= 1).all()
+    if method == "temporal":
+        assert rep["test_older_than_train"] == 0
