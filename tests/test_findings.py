@@ -142,8 +142,10 @@ def test_no_better_than_bias_and_global_mean():
     r = healthy().drop(columns="val_mae")
     r["val_hr@10"] = np.linspace(0.3, 0.4, 10)
     assert primary_metric(r) == "hr@10"
-    f = analyse(r, baselines={"bias": {"hr@10": 0.45}})
-    assert by_code(f, "no-better-than-bias").numbers["model"] == pytest.approx(0.4)
+    f = analyse(r, baselines={"ease": {"hr@10": 0.60}, "pop": {"hr@10": 0.45}, "model": {"hr@10": 0.4}})
+    pop = by_code(f, "no-better-than-pop")  # the weakest baseline it loses to is the finding
+    assert pop.numbers == {"model": pytest.approx(0.4), "baseline": 0.45} and "ease 0.600" in pop.evidence
+    assert analyse(r, baselines={"pop": {"hr@10": 0.30}}) == []
 
 
 def test_cold_and_leakage():

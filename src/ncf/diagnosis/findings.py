@@ -57,6 +57,21 @@ BASELINE_MARGIN_REL = 0.01
 COLD_ROWS_REL = 0.01
 
 SEVERITIES = ("info", "warning", "problem")
+# Baselines, weakest first, with what losing to each means.
+BASELINE_ORDER = {"global_mean": 0, "pop": 1, "bias": 2, "itemknn": 3, "ease": 4}
+BASELINES_EXPLAINED = {
+    "global_mean": ("predicting the global mean", "problem",
+                    "The network has learned nothing usable about users or items."),
+    "pop": ("recommending the most popular items", "problem",
+            "The network has learned nothing personal: popularity alone ranks as well."),
+    "bias": ("predicting each user's and item's average (bias model)", "problem",
+             "The embeddings and MLP add nothing over per-user and per-item averages: the interaction part "
+             "is overfitting or mis-specified."),
+    "itemknn": ("item-based nearest neighbours", "warning",
+                "A simple neighbourhood method ranks at least as well; the network is under-trained or over-fitted."),
+    "ease": ("EASE (a linear item-item model)", "warning",
+             "A strong linear baseline ranks at least as well; typical on small data, but worth knowing."),
+}
 LOWER_IS_BETTER = ("loss", "rmse", "mae", "mse")
 # Preferred validation metric, in order, when the caller names none.
 METRIC_ORDER = ("mae", "rmse", "ndcg@10", "hr@10")
@@ -442,34 +457,31 @@ def _baselines(h: pd.DataFrame, baselines: dict[str, dict[str, float]] | None, m
         model, src = float(saved), "the saved model"
     else:
         return []
-    out = []
-    for name, label, sev, meaning in (
-        ("global_mean", "predicting the global mean", "problem",
-         "The network has learned nothing usable about users or items."),
-        ("bias", "predicting each user's and item's average (bias model)", "problem",
-         "The embeddings and MLP add nothing over per-user and per-item averages: the interaction part "
-         "is overfitting or mis-specified."),
-    ):
-        base = baselines.get(name, {}).get(metric)
+    lost = []
+    for name in sorted((n for n in baselines if n != "model"), key=lambda n: BASELINE_ORDER.get(n, 99)):
+        base = baselines[name].get(metric)
         if base is None or not math.isfinite(base):
             continue
         margin = BASELINE_MARGIN_REL * abs(base)
-        worse = model > base - margin if low else model < base + margin
-        if not worse:
-            continue
-        others = ", ".join(f"{k} {_f(v[metric])}" for k, v in baselines.items()
-                           if k not in (name, "model") and metric in v)
-        out.append(Finding(
-            f"no-better-than-{name.replace('_', '-')}", sev, f"The model is no better than {label}",
-            f"validation {metric}: model {_f(model)} ({src}) vs {name} {_f(base)} on the same validation rows"
-            + (f"; also {others}" if others else "") + ".",
-            meaning,
-            "Train the bias baseline (`--model bias`) as the floor to beat; add user/item biases and L2 to the "
-            "neural model, use a linear output and MSE, smaller embeddings (e.g. 16) and a larger batch "
-            "(see the `keras-seed-fixed` preset).",
-            {"model": float(model), "baseline": float(base)}))
-        break  # worse than the global mean implies worse than bias is moot; report the stronger one only
-    return out
+        if (model > base - margin) if low else (model < base + margin):
+            lost.append((name, float(base)))
+    if not lost:
+        return []
+    # the weakest baseline the model fails to beat is the finding; the others are listed as evidence
+    name, base = lost[0]
+    label, sev, meaning = BASELINES_EXPLAINED.get(name, (f"the {name} baseline", "warning",
+                                                        "A simple, non-neural method does as well on this data."))
+    others = ", ".join(f"{k} {_f(v[metric])}" for k, v in baselines.items()
+                       if k not in (name, "model") and v.get(metric) is not None)
+    return [Finding(
+        f"no-better-than-{name.replace('_', '-')}", sev, f"The model is no better than {label}",
+        f"validation {metric}: model {_f(model)} ({src}) vs {name} {_f(base)} on the same validation rows"
+        + (f"; also {others}" if others else "") + ".",
+        meaning,
+        "Train the baseline as the floor to beat; for ratings add user/item biases and L2 to the neural model, "
+        "use a linear output and MSE, smaller embeddings (e.g. 16) and a larger batch (see the "
+        "`keras-seed-fixed` preset); for ranking tune lr/epochs/negatives until it beats popularity.",
+        {"model": float(model), "baseline": base})]
 
 
 def _cold(cold: dict[str, float] | None) -> list[Finding]:

@@ -26,6 +26,7 @@ from ncf.errors import UsageError
 # small enough to take well under a second.
 MODE_EFFECT_ROWS = 16_384
 RATING_BASELINES = ("bias", "global_mean")
+RANKING_BASELINES = ("pop",)
 
 
 def _module(est):
@@ -124,33 +125,71 @@ def _rating_metrics(model, valid: Interactions) -> dict[str, float]:
 
 
 def validation_scores(est, train: Interactions, valid: Interactions,
-                      baselines: tuple[str, ...] = RATING_BASELINES) -> dict[str, dict[str, float]]:
-    """{"model": {...}, "bias": {...}, "global_mean": {...}}: RMSE/MAE on the validation rows (rating task).
+                      baselines: tuple[str, ...] | list[str] | None = None) -> dict[str, dict[str, float]]:
+    """{"model": {...}, "<baseline>": {...}}: the model and baselines scored on the same validation rows.
 
-    Each baseline is fitted on `train` only, so all scores answer the same question. Baselines that are
-    not available are left out. Empty for the ranking task (its history carries the validation ranking).
+    Rating task: RMSE/MAE (default baselines `bias`, `global_mean`). Ranking task: HR@K/NDCG@K of each
+    validation positive among the same fixed sampled candidates the estimator validates with (same
+    sampler, same seed; default baseline `pop`). Each baseline is fitted on `train` only. Baselines that
+    are not available or do not support the task are left out.
     """
-    if getattr(est, "task", "rating") != "rating" or valid.ratings is None or train.ratings is None:
-        return {}
     from ncf.models import REGISTRY
 
-    out = {"model": _rating_metrics(est, valid)}
-    for name in baselines:
+    task = getattr(est, "task", "rating")
+    if task == "rating":
+        if valid.ratings is None or train.ratings is None:
+            return {}
+        names = RATING_BASELINES if baselines is None else baselines
+        score = _rating_metrics
+    else:
+        names = RANKING_BASELINES if baselines is None else baselines
+        score = _ranking_scorer(est, train, valid)
+        if score is None:
+            return {}
+    out = {"model": score(est, valid)}
+    for name in names:
         cls = REGISTRY.get(name)
-        if cls is None:
+        if cls is None or task not in getattr(cls, "tasks", (task,)):
             continue
-        params = {"task": "rating"} if "task" in cls._param_names() else {}
-        out[name] = _rating_metrics(cls(**params).fit(train), valid)
+        params = {"task": task} if "task" in cls._param_names() else {}
+        out[name] = score(cls(**params).fit(train), valid)
     return out
 
 
-def measure(est, train: Interactions, valid: Interactions | None) -> dict[str, Any]:
-    """Every measurement for the findings, JSON-ready: mode_effect, baselines (validation scores), cold."""
+def _ranking_scorer(est, train: Interactions, valid: Interactions):
+    """A function (model, valid) -> {hr@K, ndcg@K} over the estimator's own validation candidates."""
+    from ncf.errors import DataError
+    from ncf.evaluation.protocols import evaluate_sampled
+    from ncf.sampling import eval_candidates, positive_keys
+
+    mask = est._positives(valid) if hasattr(est, "_positives") else np.ones(len(valid), dtype=bool)
+    vpos = valid.subset(np.flatnonzero(mask))
+    if len(vpos) == 0:
+        return None
+    k = int(getattr(est, "eval_k", 10))
+    try:
+        cands = eval_candidates(vpos, positive_keys(train.concat(valid).csr()), n=int(getattr(est, "val_candidates", 99)),
+                                seed=int(getattr(est, "seed", 0)))
+    except DataError:
+        return None
+
+    def score(model, _valid) -> dict[str, float]:
+        got = evaluate_sampled(model, vpos, cands, ks=(k,))
+        return {m: float(got[m]) for m in (f"hr@{k}", f"ndcg@{k}")}
+
+    return score
+
+
+def measure(est, train: Interactions, valid: Interactions | None,
+            baselines: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
+    """Every measurement for the findings, JSON-ready: mode_effect, baselines (validation scores), cold.
+
+    `baselines`: names to compare with (default: bias + global_mean for rating, pop for ranking)."""
     out: dict[str, Any] = {}
     if getattr(est, "module_", None) is not None:
         out["mode_effect"] = mode_effect(est, train)
     if valid is not None and len(valid):
-        out["baselines"] = validation_scores(est, train, valid)
+        out["baselines"] = validation_scores(est, train, valid, baselines)
         out["cold"] = cold_counts(train, valid)
     return _finite(out)
 
@@ -169,7 +208,8 @@ def measure_run(run_dir: str | Path) -> dict[str, Any]:
     if est.n_users_ != split.train.n_users or est.n_items_ != split.train.n_items:
         raise UsageError(f"the data behind {run_dir} has changed since training",
                          "re-run 'ncf train' on the current data")
-    return measure(est, split.train, split.valid)
+    names = [b for b in cfg.baseline_names() if b in ("bias", "global_mean", "pop")] or None
+    return measure(est, split.train, split.valid, names)
 
 
 def _finite(obj: Any) -> Any:
