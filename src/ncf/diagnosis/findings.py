@@ -116,6 +116,11 @@ def _f(x: float) -> str:
     return f"{x:.2g}"
 
 
+def _sg(x: float) -> str:
+    """A signed difference with 4 decimals; exactly zero prints without a sign."""
+    return "0.0000" if x == 0 else f"{x:+.4f}"
+
+
 def _col(history: pd.DataFrame, name: str) -> np.ndarray | None:
     if name not in history.columns:
         return None
@@ -231,10 +236,11 @@ def _mode_text(mode_effect: dict[str, float] | None) -> tuple[float | None, str]
     if not mode_effect or "train_mode" not in mode_effect or "eval_mode" not in mode_effect:
         return None, ""
     d = float(mode_effect["train_mode"]) - float(mode_effect["eval_mode"])
+    d = 0.0 if abs(d) < 5e-5 else d  # below the printed precision: no sign to show
     if not _has_regularisers(mode_effect):
         return d, "the model has no dropout or batch-norm, so train and eval mode score alike"
     return d, (f"dropout/batch-norm, measured with the final weights on the same {int(mode_effect.get('batches', 1))} "
-               f"batch(es) in train vs eval mode, change the loss by {d:+.4f} "
+               f"batch(es) in train vs eval mode, change the loss by {_sg(d)} "
                f"({float(mode_effect['train_mode']):.4f} vs {float(mode_effect['eval_mode']):.4f})")
 
 
@@ -270,7 +276,7 @@ def _val_below_train(h: pd.DataFrame, mode_effect: dict[str, float] | None) -> l
         parts = (f"{_f(running)} of the gap is measurement: the running mean averages losses of earlier, "
                  f"worse weights" + (" (and dropout)" if not mode_effect or _has_regularisers(mode_effect) else ""))
         if d is not None and _has_regularisers(mode_effect):
-            parts += (f", of which dropout/batch-norm is only {d:+.4f} and the "
+            parts += (f", of which dropout/batch-norm is only {_sg(d)} and the "
                       f"running mean {_f(running - d)}")
         rel = "below" if te[i] < va[i] * (1 - VAL_BELOW_TRAIN_REL) else "level with"
         return [Finding(
@@ -321,7 +327,7 @@ def _running_mean_gap(h: pd.DataFrame, mode_effect: dict[str, float] | None) -> 
         "running-mean-gap", "info", "The training curve is a running mean: it overstates the training loss",
         f"epoch {ep[i]}: running train_loss {_f(tr[i])} vs end-of-epoch weights in eval mode "
         f"{_f(te[i])} (+{rel[i]:.0%}); gap above {RUNNING_MEAN_GAP_REL:.0%} in epoch(s) "
-        f"{', '.join(map(str, later[:8]))}{', ...' if len(later) > 8 else ''}.{split}",
+        f"{', '.join(map(str, later[:8]))}{', ...' if len(later) > 8 else '.'}{split}",
         "train_loss averages the loss of every batch while the weights were still changing, in train mode; "
         "it is not the loss of the model you keep. The train/validation gap in the plot is partly this "
         "measurement, not generalisation.",
@@ -478,7 +484,7 @@ def _baselines(h: pd.DataFrame, baselines: dict[str, dict[str, float]] | None, m
         f"validation {metric}: model {_f(model)} ({src}) vs {name} {_f(base)} on the same validation rows"
         + (f"; also {others}" if others else "") + ".",
         meaning,
-        "Train the baseline as the floor to beat; for ratings add user/item biases and L2 to the neural model, "
+        "Treat the baseline (fitted with every run, see metrics.json) as the floor to beat; for ratings add user/item biases and L2 to the neural model, "
         "use a linear output and MSE, smaller embeddings (e.g. 16) and a larger batch (see the "
         "`keras-seed-fixed` preset); for ranking tune lr/epochs/negatives until it beats popularity.",
         {"model": float(model), "baseline": base})]

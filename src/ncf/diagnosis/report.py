@@ -185,12 +185,16 @@ def validation_lines(d: Diagnosis) -> list[str]:
     if me:
         out.append(f"same {me['rows']:,} training rows, final weights: {me['loss']} loss {me['train_mode']:.4f} in "
                    f"train mode vs {me['eval_mode']:.4f} in eval mode (dropout/batch-norm effect "
-                   f"{me['train_mode'] - me['eval_mode']:+.4f})")
+                   f"{_signed(me['train_mode'] - me['eval_mode'])})")
     cold = d.measurements.get("cold")
     if cold:
         out.append(f"cold validation rows: {cold['rows']:,} of {cold['n_valid']:,} "
                    f"({cold['users']} users, {cold['items']} items unseen in training)")
     return out
+
+
+def _signed(x: float) -> str:
+    return "0.0000" if abs(x) < 5e-5 else f"{x:+.4f}"
 
 
 def format_text(d: Diagnosis) -> str:
@@ -244,7 +248,7 @@ def _validation_table(d: Diagnosis) -> str:
     if not base:
         return "<p class=muted>(not measured)</p>"
     metrics = sorted({k for v in base.values() for k in v})
-    rows = [[n] + [v.get(m, "-") for m in metrics] for n, v in base.items()]
+    rows = [["model (saved weights)" if n == "model" else n] + [v.get(m, "-") for m in metrics] for n, v in base.items()]
     return _table(rows, ["on the validation rows"] + metrics)
 
 
