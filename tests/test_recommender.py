@@ -300,3 +300,15 @@ def test_precomputed_answers_equal_model_answers(tmp_path, data):
             assert {_cluster(e["item"]) for e in b["items"]} == {_cluster(i)}
         assert cached.recommend(101, k=3, exclude_seen=False) == plain.recommend(101, k=3, exclude_seen=False)
     assert Recommender.from_path(bundle).precompute(max_cells=10) == {"users": False, "items": False}
+
+
+def test_recommend_json_equals_plain_encoding(tmp_path, data):
+    from ncf.serving.recommender import _dumps
+
+    r = Recommender.from_path(make_bundle(tmp_path / "m", data=data))
+    r.precompute(k=5)
+    for u in (101, "101", 160, "ghost", "99999999999999999999999"):
+        for k in (1, 5, 7):
+            fast = r.recommend_json(u, k=k)
+            assert fast == _dumps(r.recommend(u, k=k)) and json.loads(fast)["items"]
+    assert r.recommend_json(101, k=3, exclude_seen=False) == _dumps(r.recommend(101, k=3, exclude_seen=False))

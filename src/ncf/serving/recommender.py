@@ -12,6 +12,7 @@ Unknown item ids anywhere in the input raise UnknownIdError naming them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,6 +62,7 @@ class Recommender:
         self._emb = _normalised_item_embeddings(estimator)
         self._seen_t: sp.csr_matrix | None = None  # items x users, for co-occurrence similarity
         self._item_norm: np.ndarray | None = None
+        self._item_frags: tuple[list[str], list[str]] | None = None  # JSON pieces, see recommend_json()
         self._user_cache: tuple[np.ndarray, np.ndarray] | None = None  # see precompute()
         self._item_cache: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -80,6 +82,7 @@ class Recommender:
 
         k = max(1, min(int(k), self.n_items))
         done = {"users": False, "items": False}
+        self._item_json()
         if 0 < self.n_users * self.n_items <= max_cells:
             self._user_cache = self.estimator.recommend(np.arange(self.n_users), k=k, exclude_seen=True,
                                                         batch_size=batch_size)
@@ -139,6 +142,9 @@ class Recommender:
             return -1
         if hit is not None:
             return hit
+        if type(raw) is str and idmap.is_int and raw.isdigit() and len(raw) < 19:  # fast path: "196" -> 196
+            hit = index.get(int(raw))
+            return -1 if hit is None else hit
         try:
             coerced = idmap.coerce([raw])[0]
         except (OverflowError, TypeError, ValueError):
@@ -215,9 +221,38 @@ class Recommender:
         return out
 
     def recommend(self, user: Any, k: int = 10, exclude_seen: bool = True, genre: str | None = None,
-                  candidates: Any = None, liked_items: Any = None) -> dict[str, Any]:
+                  candidates: Any = None, liked_items: Any = None, _raw: bool = False) -> dict[str, Any]:
         """Top-k for one raw user id: {"user", "policy", "items": [{"item", "score", "title", ...}]}."""
+        cache = self._user_cache
+        if (cache is not None and exclude_seen and genre is None and candidates is None and type(k) is int
+                and 1 <= k <= min(self.max_k, cache[0].shape[1])):
+            u = self._lookup_one(self._user_index, self.user_map, user)
+            if u >= 0:  # fast path: a known user, the precomputed list
+                if _raw:
+                    return _dumps(self._user_raw[u]).decode(), "model", cache[0][u, :k], cache[1][u, :k]
+                return {"user": self._user_raw[u], "policy": "model", "items": self._items(cache[0][u, :k], cache[1][u, :k])}
         return self.recommend_many([user], k, exclude_seen, genre, candidates, liked_items)[0]
+
+    def recommend_json(self, user: Any, k: int = 10, exclude_seen: bool = True, genre: str | None = None) -> bytes:
+        """`recommend` answer as compact JSON bytes (fast path for the HTTP API: precomputed item fragments)."""
+        ans = self.recommend(user, k=k, exclude_seen=exclude_seen, genre=genre, _raw=True)
+        if isinstance(ans, dict):  # no raw form available: plain encoding
+            return _dumps(ans)
+        user_json, policy, ids, scores = ans
+        frags = self._item_json()
+        items = ",".join([f'{{"item":{frags[0][i]},"score":{_score_json(s)}{frags[1][i]}}}'
+                          for i, s in zip(ids.tolist(), scores.tolist()) if i >= 0])
+        return f'{{"user":{user_json},"policy":"{policy}","items":[{items}]}}'.encode()
+
+    def _item_json(self) -> tuple[list[str], list[str]]:
+        """Per item: its raw id as JSON, and the JSON of its metadata fields (',"title":...,"year":...')."""
+        if self._item_frags is None:
+            ids = [_dumps(r).decode() for r in self._item_raw]
+            cols = list(self._meta.items())
+            rest = ["".join(f',"{c}":{_dumps(v[i]).decode()}' for c, v in cols)
+                    for i in range(self.n_items)]
+            self._item_frags = (ids, rest)
+        return self._item_frags
 
     def recommend_many(self, users: Any, k: int = 10, exclude_seen: bool = True, genre: str | None = None,
                        candidates: Any = None, liked_items: Any = None) -> list[dict[str, Any]]:
@@ -375,6 +410,14 @@ class Recommender:
 
 
 # ---------------------------------------------------------------------- helpers
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _score_json(s: float) -> str:
+    return repr(s) if s == s and abs(s) != float("inf") else "null"
+
+
 def _py(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
 
