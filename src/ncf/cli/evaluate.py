@@ -90,6 +90,15 @@ def register(app: typer.Typer) -> None:
         if task == "ranking":
             what += f", sampled = {candidates} negatives per test item, full = all unseen items; ties count against the model"
         typer.echo(what)
+        if split != "kfold":
+            from ncf.split import audit, split_data
+
+            rep = audit(split_data(interactions, split, seed=0, **split_params))
+            note = (f"split (seed 0): train {rep['train']:,}, valid {rep['valid']:,}, test {rep['test']:,}; "
+                    f"cold test users {rep['cold_users_test']}, cold test items {rep['cold_items_test']}")
+            if "tied_users" in rep:
+                note += f"; users with tied latest timestamps {rep['tied_users']} (tie rule: {rep['tie_break']})"
+            typer.echo(note)
         typer.echo(format_table(results, k=max(ks)))
         if json_out is not None:
             atomic_write_text(json_out, json.dumps(to_json(results), indent=2))
