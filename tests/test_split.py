@@ -196,3 +196,14 @@ def test_any_split_partitions_random_data(seed, n_users, n_items, method, data_s
         assert (s.test.user_counts() <= 1).all()
     if method == "temporal":
         assert rep["test_older_than_train"] == 0
+
+
+def test_candidates_save_load_round_trip(tmp_path, lowrank):
+    from ncf.sampling import load_candidates, save_candidates
+
+    s = split_data(lowrank, "loo")
+    cand = eval_candidates(s.test, s.all_keys(), n=10, seed=0)
+    save_candidates(tmp_path / "candidates.npy", cand)
+    assert np.array_equal(load_candidates(tmp_path / "candidates.npy", len(s.test)), cand)
+    with pytest.raises(DataError, match="another split"):
+        load_candidates(tmp_path / "candidates.npy", len(s.test) + 1)

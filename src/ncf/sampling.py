@@ -136,3 +136,25 @@ def _eval_candidates(users: np.ndarray, items: np.ndarray, n_items: int, keys: n
             r[pos] = 2.0
             out[rows] = np.argpartition(r, n - 1, axis=1)[:, :n]
     return out.astype(np.int32)
+
+
+def save_candidates(path, candidates: np.ndarray):
+    """Write evaluation candidates as .npy atomically (no pickle)."""
+    from ncf._io import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(candidates, dtype=np.int32), allow_pickle=False)
+    return path
+
+
+def load_candidates(path, n_rows: int | None = None) -> np.ndarray:
+    """Read candidates written by save_candidates; checks the row count against the test part when given."""
+    try:
+        cand = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read evaluation candidates from {path} ({exc})", "re-run the split/training") from None
+    if cand.ndim != 2 or (n_rows is not None and len(cand) != n_rows):
+        raise DataError(f"{path} holds candidates of shape {cand.shape}, expected ({n_rows}, n)",
+                        "the candidates belong to another split; re-run the split/training")
+    return cand.astype(np.int32, copy=False)
