@@ -137,7 +137,9 @@ def test_failure_while_writing_leaves_no_run_dir(csv, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         train_run(small(csv, epochs=1, baselines=[]), out=out)
     assert not out.exists()
-    assert list((tmp_path / "runs").iterdir()) == []
+    # only the resumable training state is kept (ncf.resume): RUN.in-progress with config + checkpoint
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["bad.in-progress"]
+    assert sorted(p.name for p in (tmp_path / "runs" / "bad.in-progress").iterdir()) == ["checkpoint", "config.toml"]
 
 
 def test_rating_task_without_ratings_fails_before_writing(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class RunResult:
     seconds: float
     run_dir: Path | None = None
     baselines: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Path | None = None  # the training checkpoint (RUN.in-progress/checkpoint while training)
 
     def table(self) -> pd.DataFrame:
         """Metrics as a DataFrame: one row per model, columns `protocol/metric`."""
@@ -62,10 +64,13 @@ def train_run(
     out: str | Path | None = None,
     log: Log | None = None,
     overwrite: bool = False,
+    resume: bool = False,
 ) -> RunResult:
     """Run the whole pipeline for `config`; write the run directory to `out` (atomically) if given.
 
     `log` receives human-readable progress lines (None: silent). A failure leaves no run directory.
+    With `out`, neural models checkpoint every epoch into `RUN.in-progress/` (see ncf.resume); resume=True
+    continues from that checkpoint (bit-identical to an uninterrupted run).
     """
     from ncf import distributed
 
@@ -74,6 +79,10 @@ def train_run(
     out_path = Path(out) if out is not None else None
     if out_path is not None and out_path.exists() and not overwrite:
         raise UsageError(f"run directory {out_path} already exists", "pass another --out or remove it")
+    if out_path is not None:
+        from ncf import resume as resume_mod
+
+        resume_mod.check_writable(out_path)  # before any training
     t0 = time.perf_counter()
 
     data = load(cfg)
@@ -94,7 +103,17 @@ def train_run(
     est = build_estimator(cfg)
     resolved = cfg.resolved(est.get_params())
     say(f"model: {cfg.model} ({cfg.task}) {format_params(est)}")
+    checkpoint = None
+    if out_path is not None and "checkpoint_dir" in est._param_names():
+        progress = resume_mod.in_progress_dir(out_path)
+        checkpoint = resume_mod.start(progress, resolved, resume=resume, overwrite=overwrite)
+        if resume:
+            epoch = resume_mod.checkpoint_epoch(progress)
+            say(f"resuming after epoch {epoch} from {checkpoint}" if epoch else f"no checkpoint in {progress}: from epoch 1")
+        est.set_params(checkpoint_dir=str(checkpoint), resume=resume)
     fit_estimator(est, split, cfg, say)
+    if checkpoint is not None:  # the bundle must not point at the in-progress folder
+        est.set_params(checkpoint_dir=None, resume=False)
     history = getattr(est, "history_", None)
     history = history.copy() if isinstance(history, pd.DataFrame) else pd.DataFrame()
     if not distributed.is_main():  # data parallel: rank 0 evaluates and writes, the other ranks stop here
@@ -116,10 +135,12 @@ def train_run(
 
     result = RunResult(config=resolved, metrics=metrics, history=history, estimator=est, split=split,
                        data_summary=summary, audit=audit, candidates=candidates, seconds=seconds,
-                       baselines=fitted_baselines)
+                       baselines=fitted_baselines, checkpoint=checkpoint)
     if out_path is not None:
         write_run_dir(result, out_path, overwrite=overwrite)
         result.run_dir = out_path
+        if checkpoint is not None:
+            resume_mod.finish(resume_mod.in_progress_dir(out_path))
     say("")
     say(format_metrics(metrics, cfg.model))
     return result
@@ -129,6 +150,8 @@ def write_run_dir(result: RunResult, path: Path, overwrite: bool = False) -> Pat
     """Write every run artifact into a temp dir beside `path` and rename it into place at the end."""
     with atomic_dir(path, overwrite=overwrite) as tmp:
         result.config.to_file(tmp / "config.toml")
+        if result.checkpoint is not None and Path(result.checkpoint).is_dir():
+            shutil.copytree(result.checkpoint, tmp / "checkpoint")
         result.history.to_csv(tmp / "history.csv", index=False)
         _write_json(tmp / "metrics.json", result.metrics)
         _write_json(tmp / "data.json", result.data_summary)

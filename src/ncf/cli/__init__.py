@@ -47,11 +47,11 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("NCF_DEBUG") == "1"
     try:
-        app(args=args, prog_name="ncf", standalone_mode=False)
+        code = app(args=args, prog_name="ncf", standalone_mode=False)
     except NcfError as exc:
         if debug:
             raise
-        print(f"error: {exc.one_line()}", file=sys.stderr)
+        print(f"{getattr(exc, 'prefix', 'error')}: {exc.one_line()}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except NoArgsIsHelpError as exc:
         exc.show()
@@ -67,3 +67,33 @@ def main(argv: list[str] | None = None) -> None:
     except MemoryError:
         print("error: out of memory; use a smaller dataset or batch size", file=sys.stderr)
         sys.exit(1)
+    except OSError as exc:  # disk full, permissions, a file in the way: the system's problem, not a bug
+        if debug:
+            raise
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        sys.exit(1)
+    # without standalone mode typer returns the code of typer.Exit, and turns Ctrl-C into 130
+    if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+        if code == 130:
+            print("interrupted", file=sys.stderr)
+        sys.exit(code)
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError: what failed, on which path, and the fix."""
+    import errno
+
+    hints = {
+        errno.ENOSPC: "free disk space or write somewhere else, then run again",
+        errno.EDQUOT: "free disk space or write somewhere else, then run again",
+        errno.EACCES: "check the permissions or choose another path",
+        errno.EPERM: "check the permissions or choose another path",
+        errno.EROFS: "the file system is read-only; choose another path",
+        errno.EEXIST: "a file is in the way; move it or choose another path",
+        errno.ENOTDIR: "a file is in the way of a folder; move it or choose another path",
+        errno.EISDIR: "pass a file, not a folder",
+        errno.ENOENT: "check the path",
+    }
+    what = exc.strerror or type(exc).__name__
+    where = f": {exc.filename}" if exc.filename else ""
+    return " ".join(f"{what}{where}; {hints.get(exc.errno or 0, 'check the path and free space')}".split())

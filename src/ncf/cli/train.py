@@ -56,6 +56,8 @@ def train(
     preset: Optional[str] = typer.Option(None, "--preset", help="Named preset of RunConfig keys (the file and flags override it)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory to create \\[default: runs/<timestamp>-<model>]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", help="Continue an interrupted run (RUN or RUN.in-progress) from its last checkpoint, with its saved config."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final table."),
     **flags: Any,
 ) -> None:
@@ -68,19 +70,53 @@ def train(
     from ncf import distributed
     from ncf.run import default_run_dir, format_metrics, train_run
 
-    cfg = RunConfig.build(config_file=config, preset=preset, overrides=flags)
-    out = out or default_run_dir(cfg.model)
+    if resume is not None:
+        cfg, out = _resume_config(resume, config, preset, out, overwrite, flags)
+    else:
+        cfg = RunConfig.build(config_file=config, preset=preset, overrides=flags)
+        out = out or default_run_dir(cfg.model)
     log = (lambda _m: None) if quiet else typer.echo
     with distributed.session(cfg.device) as ctx:  # torchrun: DDP process group (rank 0 evaluates and writes)
         main = ctx is None or ctx.is_main
         if ctx is not None and main:
             log(f"distributed: {ctx.world_size} processes, DistributedDataParallel over {ctx.backend}")
-        result = train_run(cfg, out=out, log=log, overwrite=overwrite)
+        result = _train_or_explain(train_run, cfg, out, log, overwrite, resume is not None)
     if not main:
         return
     if quiet:
         typer.echo(format_metrics(result.metrics, cfg.model))
     typer.echo(f"run written to {result.run_dir} ({result.seconds:.1f}s)")
+
+
+def _resume_config(resume: Path, config: Path | None, preset: str | None, out: Path | None, overwrite: bool,
+                   flags: dict[str, Any]) -> tuple[RunConfig, Path]:
+    """The saved config and run directory of an interrupted run; other flags are refused (same config)."""
+    from ncf.errors import UsageError
+    from ncf.resume import resume_target
+
+    given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
+    given += [flag for flag, v in (("--config", config), ("--preset", preset), ("--out", out), ("--overwrite", overwrite or None))
+              if v is not None]
+    if given:
+        raise UsageError(f"--resume continues with the run's saved config, so {', '.join(given)} cannot be given",
+                         "drop those flags")
+    run_dir, config_file = resume_target(resume)
+    return RunConfig.from_file(config_file), run_dir
+
+
+def _train_or_explain(train_run: Any, cfg: RunConfig, out: Path, log: Any, overwrite: bool, resume: bool) -> Any:
+    """train_run; Ctrl-C and OS errors (disk full) become one line that says what was kept and how to go on."""
+    from ncf import resume as resume_mod
+
+    try:
+        return train_run(cfg, out=out, log=log, overwrite=overwrite, resume=resume)
+    except KeyboardInterrupt:
+        raise resume_mod.interrupted(Path(out)) from None
+    except OSError as exc:
+        kept = resume_mod.failed(exc, Path(out))
+        if kept is None:
+            raise
+        raise kept from exc
 
 
 # typer reads the signature: expose every RunConfig key as a keyword-only option.
