@@ -16,8 +16,7 @@ def diagnose(
 ) -> None:
     """Explain a run's learning curves: findings with this run's numbers, and report.html + curves.png.
 
-    Measures what the curves alone cannot tell: the same batches in train vs eval mode (dropout/batch-norm),
-    the bias and global-mean baselines on the same validation rows, and validation rows with cold users/items.
+    Measures what the curves alone cannot tell: the same batches in train vs eval mode (dropout/batch-norm), baselines on the same validation rows (bias and global mean; popularity for ranking), and validation rows with cold users/items.
     """
     from ncf.diagnosis.report import DIAGNOSIS, diagnose_run, format_text, write_report
 

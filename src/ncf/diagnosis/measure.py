@@ -205,7 +205,9 @@ def measure_run(run_dir: str | Path) -> dict[str, Any]:
     est = ncf.load(run_dir)
     data = run_mod.load(cfg)
     split = run_mod.make_split(data, cfg)
-    if est.n_users_ != split.train.n_users or est.n_items_ != split.train.n_items:
+    trained_on = (getattr(est, "data_info_", None) or {}).get("fingerprint")
+    if (est.n_users_ != split.train.n_users or est.n_items_ != split.train.n_items
+            or (trained_on and trained_on != split.train.fingerprint())):
         raise UsageError(f"the data behind {run_dir} has changed since training",
                          "re-run 'ncf train' on the current data")
     names = [b for b in cfg.baseline_names() if b in ("bias", "global_mean", "pop")] or None
