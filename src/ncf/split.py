@@ -253,9 +253,9 @@ def audit(split: Split) -> dict[str, Any]:
             continue
         out[f"cold_users_{name}"] = int(len(np.setdiff1d(np.unique(p.user_ids), np.flatnonzero(tr_users))))
         out[f"cold_items_{name}"] = int(len(np.setdiff1d(np.unique(p.item_ids), np.flatnonzero(tr_items))))
-    if tr.timestamps is not None and te.timestamps is not None and len(tr):
+    if tr.timestamps is not None and te.timestamps is not None:
         if split.method == "temporal":
-            out["test_older_than_train"] = int((te.timestamps < tr.timestamps.max()).sum())
+            out["test_older_than_train"] = int((te.timestamps < tr.timestamps.max()).sum()) if len(tr) else 0
         newest = np.full(tr.n_users, np.iinfo(np.int64).min, dtype=np.int64)
         np.maximum.at(newest, tr.user_ids, tr.timestamps)
         out["test_before_user_train"] = int((te.timestamps < newest[te.user_ids]).sum())
