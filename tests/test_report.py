@@ -157,3 +157,13 @@ def test_diagnose_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "not a run directory" in err and len(err.splitlines()) == 1
+
+
+def test_report_is_written_even_when_measuring_fails(tmp_path):
+    run = seed_like_run(tmp_path)
+    (run / "model").mkdir()  # a bundle folder that cannot be loaded
+    path = write_report(run)
+    d = diagnose_run(run, measure=False)
+    assert path.is_file() and d.notes and d.notes[0].startswith("measurements skipped")
+    assert "measurements skipped" in path.read_text()
+    assert {f.code for f in d.findings} >= {"val-below-train", "overfitting"}  # from the history alone

@@ -110,14 +110,17 @@ def diagnose_run(run_dir: str | Path, measurements: dict[str, Any] | None = None
         history = pd.DataFrame()
     config = _read_config(run_dir / "config.toml")
     notes: list[str] = []
-    cached = _read_json(run_dir / DIAGNOSIS).get("measurements")
-    if measurements is None and cached is not None and not remeasure:
-        measurements = cached
+    saved = _read_json(run_dir / DIAGNOSIS)
+    cached = saved.get("measurements")
+    if measurements is None and cached is not None and not remeasure and (cached or not measure):
+        measurements = cached  # an empty cache (a failed attempt) is retried when measuring is allowed
+        notes += list(saved.get("notes") or [])
     if measurements is None and measure and (run_dir / "model").is_dir() and len(history):
         try:
             measurements = measure_run(run_dir)
-        except (NcfError, OSError, ImportError, KeyError, ValueError) as exc:
-            notes.append(f"measurements skipped: {exc}")
+        except Exception as exc:  # noqa: BLE001 - measurements are optional; the report must still be written
+            kind = "" if isinstance(exc, NcfError) else f"{type(exc).__name__}: "
+            notes.append(f"measurements skipped ({kind}{str(exc).splitlines()[0][:200] if str(exc) else ''})")
     measurements = measurements or {}
     audit = _read_json(run_dir / "audit.json")
     metric = _choose_metric(config, history)
