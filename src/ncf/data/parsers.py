@@ -103,8 +103,7 @@ def read_movies_dat(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------- CSV releases
 def parse_csv_release(folder: Path, release: Release) -> tuple[RawRatings, pd.DataFrame | None]:
     """ratings.csv `userId,movieId,rating,timestamp` + movies.csv `movieId,title,genres` (quoted titles)."""
-    raw = read_delimited(folder / "ratings.csv", sep=",", header=True,
-                         columns={"user": "userId", "item": "movieId", "rating": "rating", "timestamp": "timestamp"})
+    raw = read_delimited(folder / "ratings.csv", sep=",", header=True)  # userId,movieId,rating,timestamp by name
     movies = folder / "movies.csv"
     meta = read_movies_csv(movies) if movies.is_file() else None
     return raw, meta
