@@ -432,7 +432,10 @@ class NeuralEstimator(Estimator):
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise BundleError(f"weights do not fit a {self.kind} with these parameters ({str(exc).splitlines()[0][:160]})",
+            # torch's first line is only a title; name the first tensor that does not fit
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            detail = next((ln for ln in lines[1:] if ln), lines[0] if lines else "")
+            raise BundleError(f"weights do not fit a {self.kind} with these parameters ({detail[:200].rstrip('.')})",
                               "the bundle is damaged or was edited; re-run 'ncf train'") from None
         self.module_ = module.to(self.device_).eval()
 
