@@ -107,6 +107,12 @@ def start(progress: Path, resolved_config: Any, *, resume: bool, overwrite: bool
     return progress / CHECKPOINT
 
 
+def discard_if_empty(progress: Path) -> None:
+    """Remove RUN.in-progress when it holds no checkpoint yet (a fresh run failed in its first epoch)."""
+    if _is_main() and checkpoint_epoch(progress) is None:
+        shutil.rmtree(progress, ignore_errors=True)
+
+
 def finish(progress: Path) -> None:
     """Remove RUN.in-progress once RUN is complete."""
     if _is_main():

@@ -111,7 +111,12 @@ def train_run(
             epoch = resume_mod.checkpoint_epoch(progress)
             say(f"resuming after epoch {epoch} from {checkpoint}" if epoch else f"no checkpoint in {progress}: from epoch 1")
         est.set_params(checkpoint_dir=str(checkpoint), resume=resume)
-    fit_estimator(est, split, cfg, say)
+    try:
+        fit_estimator(est, split, cfg, say)
+    except BaseException:
+        if checkpoint is not None and not resume:  # a fresh run that failed before its first checkpoint
+            resume_mod.discard_if_empty(resume_mod.in_progress_dir(out_path))
+        raise
     if checkpoint is not None:  # the bundle must not point at the in-progress folder
         est.set_params(checkpoint_dir=None, resume=False)
     history = getattr(est, "history_", None)
