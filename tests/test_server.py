@@ -192,6 +192,7 @@ def test_odd_paths_and_methods(client):
         _one_line_4xx(client.get(f"/items/{iid}/similar"), 404)
 
 
+@pytest.mark.slow
 def test_small_load_no_5xx(base_url):
     """500 mixed good/malformed requests: no 5xx, every malformed one a 4xx, every good one a 200."""
     spec = importlib.util.spec_from_file_location("load_test", ROOT / "benchmarks" / "load_test.py")

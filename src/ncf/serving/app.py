@@ -118,11 +118,16 @@ def _recommend_query_doc(max_k: int) -> list[dict[str, Any]]:
 
 
 class BodyLimit:
-    """ASGI middleware: reject request bodies over `max_bytes` with 413 (by header, or while streaming)."""
+    """ASGI middleware: reject request bodies over `max_bytes` with 413 (by header, or while streaming).
 
-    def __init__(self, app: Any, max_bytes: int = DEFAULT_MAX_BODY) -> None:
+    The rejected body is read and dropped (up to `drain_factor` x the limit) before the 413 goes out, so
+    the client, still sending, gets the answer instead of a connection reset.
+    """
+
+    def __init__(self, app: Any, max_bytes: int = DEFAULT_MAX_BODY, drain_factor: int = 16) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.drain_limit = max_bytes * drain_factor
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -139,11 +144,12 @@ class BodyLimit:
             try:
                 n = int(length)
             except ValueError:
-                await _send(send, _error(400, "bad Content-Length header; send a byte count"))
+                await _send(send, _error(400, "bad Content-Length header; send a byte count"), close=True)
                 return
             if n > self.max_bytes:
+                drained = await self._drain(receive, 0)
                 await _send(send, _error(413, f"request body of {n} bytes exceeds the limit of {self.max_bytes} bytes; "
-                                              "send smaller batches"))
+                                              "send smaller batches"), close=not drained)
                 return
             await self.app(scope, receive, send)
             return
@@ -160,8 +166,9 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
+                drained = not message.get("more_body", False) or await self._drain(receive, size)
                 await _send(send, _error(413, f"request body exceeds the limit of {self.max_bytes} bytes; "
-                                              "send smaller batches"))
+                                              "send smaller batches"), close=not drained)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -178,12 +185,23 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
+    async def _drain(self, receive: Any, size: int) -> bool:
+        """Read and drop the rest of the body; False if it ran past the drain limit or the client left."""
+        while size <= self.drain_limit:
+            message = await receive()
+            if message["type"] != "http.request":
+                return False
+            size += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return True
+        return False
 
-async def _send(send: Any, response: Response) -> None:
-    await send({"type": "http.response.start", "status": response.status_code,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(response.body)).encode()),
-                            (b"connection", b"close")]})
+
+async def _send(send: Any, response: Response, close: bool = False) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(response.body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
 
 
