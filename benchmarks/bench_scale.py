@@ -1,0 +1,165 @@
+"""Scale benchmark on an ML-25M-shaped synthetic dataset: load + index, loo split, one NeuMF epoch with 4
+negatives, sampled evaluation for all users, full ranking for a 10k-user sample, peak memory.
+
+    python benchmarks/bench_scale.py                  # full size: 25M interactions, 162k users, 59k items
+    python benchmarks/bench_scale.py --scale 0.1      # a tenth (2.5M rows), a quick check
+    python benchmarks/bench_scale.py --batch-size 16384 --threads 2 --json
+
+The data comes from benchmarks/bench_load.py's generator (power-law item popularity, heavy-tailed user
+activity, timestamps; cached under bench-out/). Everything is measured in one fresh child process so
+peak RSS (ru_maxrss) is that of the pipeline alone, not of the generator.
+Targets at full size: epoch <= 3 min, peak RSS <= 6 GB, full ranking of 10k users <= 2 min, sampled
+evaluation of all users <= 1 min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+FULL_ROWS = 25_000_000
+TARGETS = {"epoch_s": 180.0, "peak_gb": 6.0, "full_10k_s": 120.0, "sampled_all_s": 60.0}
+
+
+def _peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def measure(folder: str, args: argparse.Namespace) -> dict:
+    """(child process) the pipeline, phase by phase: seconds and peak RSS so far."""
+    import torch
+
+    from ncf.data.interactions import Interactions
+    from ncf.data.movielens import get_release
+    from ncf.data.parsers import parse_release
+    from ncf.evaluation.protocols import evaluate_full, evaluate_sampled
+    from ncf.models.ncf_estimator import NeuMFEstimator
+    from ncf.sampling import eval_candidates
+    from ncf.split import split_data
+
+    out: dict = {"phases": {}}
+
+    def phase(name: str, t0: float, **extra) -> None:
+        out["phases"][name] = {"s": round(time.perf_counter() - t0, 2), "peak_gb": round(_peak_gb(), 3), **extra}
+        print(f"  {name}: {out['phases'][name]}", file=sys.stderr, flush=True)
+
+    t = time.perf_counter()
+    release = get_release("ml-25m")
+    raw, meta = parse_release(Path(folder), release)
+    data = Interactions.from_raw(raw.users, raw.items, raw.ratings, raw.timestamps, item_meta_raw=meta,
+                                 name="ml-25m-synth", rating_scale=release.rating_scale)
+    del raw, meta
+    phase("load+index", t, rows=len(data), users=data.n_users, items=data.n_items)
+
+    t = time.perf_counter()
+    split = split_data(data, "loo", seed=0)
+    del data
+    phase("split (loo)", t, train=len(split.train), valid=len(split.valid or []), test=len(split.test))
+
+    t = time.perf_counter()
+    est = NeuMFEstimator(factors=args.factors, layers=tuple(args.layers), epochs=1, n_negatives=4,
+                         batch_size=args.batch_size, lr=args.lr, early_stopping=None, seed=0, device=args.device,
+                         threads=args.threads)
+    est.fit(split.train)
+    row = est.history_.iloc[-1]
+    n_samples = len(split.train) * 5  # each positive + 4 negatives
+    epoch_train_s = float(n_samples / row["samples_per_s"])  # the batch loop alone (history's samples/s)
+    phase("neumf epoch", t, samples=n_samples, samples_per_s=round(float(row["samples_per_s"])),
+          epoch_s=round(float(row["seconds"]), 2), train_loop_s=round(epoch_train_s, 2), train_loss=float(row["train_loss"]),
+          batch_size=args.batch_size, threads=args.threads or 1)
+
+    t = time.perf_counter()
+    cands = eval_candidates(split.test, split.all_keys(), n=99, seed=0)
+    phase("candidates (99/user)", t, users=len(split.test))
+    torch.set_num_threads(args.eval_threads)
+    t = time.perf_counter()
+    sampled = evaluate_sampled(est, split.test, cands, ks=(10,))
+    phase("sampled eval, all users", t, users=len(split.test), **{k: round(v, 4) for k, v in sampled.items()})
+    del cands
+
+    t = time.perf_counter()
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.choice(len(split.test), size=min(args.full_users, len(split.test)), replace=False))
+    test_sample = split.test.subset(rows)
+    seen = split.train_valid().csr()
+    full = evaluate_full(est, test_sample, seen, ks=(10,))
+    phase("full ranking, user sample", t, users=len(rows),
+          **{k: round(v, 4) for k, v in full.items() if k in ("hr@10", "ndcg@10", "recall@10")})
+    out["peak_gb"] = round(_peak_gb(), 3)
+    out["load_avg"] = os.getloadavg()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=1.0, help="fraction of the 25M rows (users/items shrink too)")
+    ap.add_argument("--out", default=str(HERE.parent / "bench-out"), help="cache folder for the generated data")
+    ap.add_argument("--batch-size", type=int, default=16384)
+    ap.add_argument("--lr", type=float, default=0.002)
+    ap.add_argument("--factors", type=int, default=32)
+    ap.add_argument("--layers", type=lambda s: [int(x) for x in s.split(",")], default=[64, 32, 16])
+    ap.add_argument("--threads", type=int, default=None, help="torch threads during training (estimator default: 1)")
+    ap.add_argument("--eval-threads", type=int, default=max(1, min(4, os.cpu_count() or 1)))
+    ap.add_argument("--full-users", type=int, default=10_000)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", action="store_true", help="print only the JSON result")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child, args)))
+        return
+    from bench_load import generate
+
+    rows = int(round(FULL_ROWS * args.scale))
+    folder = Path(args.out) / ("ml-25m-synth" if rows == FULL_ROWS else f"ml-25m-synth-{rows}")
+    generate(folder, rows)
+    child = [sys.executable, __file__, "--child", str(folder)] + [a for a in sys.argv[1:] if a != "--json"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(child, stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"bench_scale: the measuring process failed (exit {proc.returncode})")
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res.update({"scale": args.scale, "rows_target": rows, "wall_s": round(time.perf_counter() - t0, 1),
+                "targets": TARGETS if rows == FULL_ROWS else None})
+    if args.json:
+        print(json.dumps(res))
+        return
+    ph = res["phases"]
+    ep = ph["neumf epoch"]
+    print(f"\nscale benchmark: {ph['load+index']['rows']:,} interactions, {ph['load+index']['users']:,} users, "
+          f"{ph['load+index']['items']:,} items (scale {args.scale:g})\n")
+    print("| phase | seconds | peak RSS so far (GB) | notes |")
+    print("|---|---|---|---|")
+    notes = {
+        "load+index": "",
+        "split (loo)": f"train {ph['split (loo)']['train']:,} / valid {ph['split (loo)']['valid']:,} / test {ph['split (loo)']['test']:,}",
+        "neumf epoch": (f"{ep['samples']:,} samples, {ep['samples_per_s']:,} samples/s, training loop {ep['train_loop_s']} s, "
+                        f"batch {ep['batch_size']}, {ep['threads']} thread(s)"),
+        "candidates (99/user)": "",
+        "sampled eval, all users": f"hr@10 {ph['sampled eval, all users'].get('hr@10')}",
+        "full ranking, user sample": (f"{ph['full ranking, user sample']['users']:,} users, "
+                                      f"hr@10 {ph['full ranking, user sample'].get('hr@10')}"),
+    }
+    for name, p in ph.items():
+        print(f"| {name} | {p['s']} | {p['peak_gb']} | {notes.get(name, '')} |")
+    print(f"\npeak RSS {res['peak_gb']} GB; load average at the end {res['load_avg'][0]:.1f} on {os.cpu_count()} cores")
+    if rows == FULL_ROWS:
+        checks = {"epoch_s": ep["s"], "peak_gb": res["peak_gb"], "full_10k_s": ph["full ranking, user sample"]["s"],
+                  "sampled_all_s": ph["sampled eval, all users"]["s"]}
+        print("targets: " + ", ".join(f"{k} {v} {'<=' if v <= TARGETS[k] else '>'} {TARGETS[k]}"
+                                      f" ({'ok' if v <= TARGETS[k] else 'MISSED'})" for k, v in checks.items()))
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
