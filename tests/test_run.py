@@ -215,3 +215,15 @@ def test_presets_are_valid_run_configs():
         cfg = RunConfig.build(preset=name)
         assert cfg.model in ("gmf", "mlp", "neumf", "mf")
         assert preset_values(name)  # non-empty
+
+
+def test_tuned_defaults_fill_only_unset_keys(monkeypatch):
+    import ncf.runconfig
+    from ncf.runconfig import TUNED_DEFAULTS
+
+    tuned = TUNED_DEFAULTS[("rating", "mf")]
+    assert RunConfig(task="rating", model="mf").estimator_params() == tuned
+    assert RunConfig(task="rating", model="mf", l2=0.2).estimator_params()["l2"] == 0.2
+    assert "l2" not in RunConfig(task="rating", model="mf", defaults="estimator").estimator_params()
+    monkeypatch.setattr(ncf.runconfig, "_presets", lambda: {"p": {"task": "rating", "model": "mf", "lr": 0.1}})
+    assert RunConfig.build(preset="p").estimator_params() == {"lr": 0.1}  # a preset is a complete starting point

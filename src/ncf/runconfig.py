@@ -21,8 +21,19 @@ BASELINES = ("global_mean", "bias", "pop", "itemknn", "ease")
 DEFAULT_BASELINES = {"rating": ["bias", "global_mean"], "ranking": ["pop", "itemknn", "ease"]}
 DEFAULT_SPLIT = {"rating": "random", "ranking": "loo"}
 
+# Defaults of `ncf train` for hyperparameters left unset, where they differ from the estimator classes' own
+# (tuned on ml-100k with benchmarks/bench_quality.py; rating needs L2 on the embeddings and smaller batches).
+# `defaults = "estimator"` (what a preset gets) turns them off.
+_RATING = {"l2": 0.05, "lr": 0.003, "batch_size": 1024, "epochs": 60, "patience": 4}
+TUNED_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("rating", "mf"): _RATING | {"factors": 128},
+    ("rating", "gmf"): _RATING | {"factors": 64},
+    ("rating", "mlp"): _RATING | {"layers": [64, 32, 16]},
+    ("rating", "neumf"): _RATING | {"factors": 32, "layers": [64, 32, 16]},
+}
+
 # Keys that describe the run rather than the estimator.
-RUN_KEYS = frozenset({
+RUN_KEYS = frozenset({"defaults",
     "data", "columns", "sep", "task", "model", "split", "test_size", "valid_size", "stratify", "tie_break", "n_folds",
     "fold", "seed", "ks", "n_candidates", "baselines", "device", "pretrain",
 })
@@ -89,6 +100,8 @@ class RunConfig(Config):
     n_candidates: int = Field(99, ge=1, description="sampled negatives per test item (sampled protocol)")
     baselines: list[str] | None = Field(None, description="baselines to compare with (default depends on task)")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    defaults: Literal["tuned", "estimator"] = Field(
+        "tuned", description="unset hyperparameters: ncf train's tuned defaults, or the estimator's own (presets)")
 
     # ------------------------------------------------------------- validation
     @field_validator("layers", "ks", "baselines", mode="before")
@@ -162,7 +175,7 @@ class RunConfig(Config):
         """Merge preset < config file < overrides (None values in overrides are ignored) and validate."""
         merged: dict[str, Any] = {}
         if preset:
-            merged.update(preset_values(preset))
+            merged.update({"defaults": "estimator"} | preset_values(preset))
         if config_file is not None:
             merged.update(cls.from_file(config_file).model_dump(exclude_unset=True))
         flags = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -181,9 +194,12 @@ class RunConfig(Config):
     def estimator_params(self) -> dict[str, Any]:
         """Hyperparameters explicitly set (not None), as estimator constructor keywords.
 
-        `output` becomes `output_activation` ("linear" = "none"); patience 0 turns early stopping off.
+        Unset keys take TUNED_DEFAULTS (unless defaults="estimator"); `output` becomes `output_activation`
+        ("linear" = "none"); patience 0 turns early stopping off.
         """
         data = {k: v for k, v in self.model_dump().items() if k not in RUN_KEYS and v is not None}
+        if self.defaults == "tuned":
+            data = TUNED_DEFAULTS.get((self.task, self.model), {}) | data
         if "output" in data:
             out = data.pop("output")
             data["output_activation"] = "none" if out == "linear" else out
