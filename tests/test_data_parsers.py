@@ -176,3 +176,26 @@ def test_unknown_name_suggests_closest():
         load_data("ml-25k")
     with pytest.raises(DataError, match="does not exist"):
         load_data("no/such/file.csv")
+
+
+def test_bom_and_crlf_in_release_files(tmp_path):
+    folder = tmp_path / "ml-1m"
+    shutil.copytree(FIX / "ml-1m", folder)
+    for name in ("ratings.dat", "movies.dat"):
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(b"\xef\xbb\xbf" + data.replace(b"\n", b"\r\n"))
+    d = load_data(folder)
+    assert d.to_frame()["user"].tolist() == [1, 1, 2, 2, 3] and d.user_map.is_int
+    assert d.titles(d.item_map.to_inner([3578])) == ["Gladiator (2000)"]
+    assert meta_by_raw(d).loc[260, "genres"] == "Action|Adventure|Fantasy|Sci-Fi"
+    folder = tmp_path / "ml-100k"
+    shutil.copytree(FIX / "ml-100k", folder)
+    item = (folder / "u.item").read_bytes().decode("latin-1")
+    (folder / "u.item").write_bytes(b"\xef\xbb\xbf" + item.replace("\n", "\r\n").encode("utf-8"))
+    (folder / "u.data").write_bytes(b"\xef\xbb\xbf" + (folder / "u.data").read_bytes().replace(b"\n", b"\r\n"))
+    d = load_data(folder)
+    assert d.to_frame()["user"].tolist()[:2] == [196, 186]
+    from ncf.data.parsers import read_u_item
+
+    m = read_u_item(folder / "u.item")
+    assert m.loc[1449, "title"] == "Misérables, Les (1995)" and m.loc[1449, "genres"] == "Drama|War"

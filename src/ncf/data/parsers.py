@@ -80,6 +80,8 @@ def parse_dat(folder: Path, release: Release) -> tuple[RawRatings, pd.DataFrame 
 def read_movies_dat(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     """movies.dat: `id::title::genres`; titles may hold ':' (split at the first and last '::')."""
     data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):  # a BOM means the file was re-saved as UTF-8
+        data, encoding = data[3:], "utf-8"
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError:
@@ -160,6 +162,9 @@ def _read_text_table(path: Path, sep: str, encoding: str, header: bool = False,
     """A small metadata table as strings (pandas C engine); parse errors become DataErrors."""
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty", "check the file")
+    with open(path, "rb") as fh:
+        if fh.read(3) == b"\xef\xbb\xbf":  # a BOM means the file was re-saved as UTF-8
+            encoding = "utf-8-sig"
     try:
         df = pd.read_csv(path, sep=sep, header=0 if header else None, dtype=str, encoding=encoding,
                          encoding_errors="replace", keep_default_na=False, quoting=quoting, engine="c",
