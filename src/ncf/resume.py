@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -73,14 +74,23 @@ def checkpoint_epoch(progress: str | os.PathLike) -> int | None:
         return None
 
 
+def _leftovers(folder: Path, name: str) -> list[Path]:
+    """Temp folders that `ncf._io.atomic_dir` leaves beside `name` when the process is killed (-9)."""
+    pattern = re.compile(rf"^\.{re.escape(name)}\.(?:[a-z0-9_]{{8}}\.tmp|old-\d+)$")
+    return [p for p in folder.iterdir() if p.is_dir() and pattern.match(p.name)] if folder.is_dir() else []
+
+
 def recover_checkpoint(progress: Path) -> None:
-    """Put back a checkpoint caught between the two renames of an atomic replace (kill -9 at that instant)."""
+    """Put back a checkpoint caught between the two renames of an atomic replace (kill -9 at that instant),
+    and remove the temp folders of checkpoints and run directories that a killed process left behind."""
     ck = progress / CHECKPOINT
-    if ck.exists():
-        return
-    old = sorted(progress.glob(f".{CHECKPOINT}.old-*"), key=lambda p: p.stat().st_mtime)
-    if old:
-        os.replace(old[-1], ck)
+    if not ck.exists():
+        old = sorted(progress.glob(f".{CHECKPOINT}.old-*"), key=lambda p: p.stat().st_mtime)
+        if old:
+            os.replace(old[-1], ck)
+    run_dir = run_dir_of(progress)
+    for leftover in _leftovers(progress, CHECKPOINT) + _leftovers(run_dir.parent, run_dir.name):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def start(progress: Path, resolved_config: Any, *, resume: bool, overwrite: bool) -> Path:
