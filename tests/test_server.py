@@ -56,7 +56,7 @@ def bundle(tmp_path_factory) -> Path:
 def base_url(bundle):
     from ncf.serving import create_app
 
-    with ServerThread(create_app(bundle, max_k=100, max_body=10_000)) as url:
+    with ServerThread(create_app(bundle, max_k=100, max_body=10_000, max_batch_cells=1000)) as url:
         yield url
 
 
@@ -158,6 +158,14 @@ def test_malformed_batch_bodies_are_4xx(client, body):
     r = client.post("/recommendations", content=body, headers={"content-type": "application/json"})
     assert 400 <= r.status_code < 500, (body, r.status_code, r.text)
     _one_line_4xx(r, r.status_code)
+
+
+def test_batch_size_bounded(client):
+    users = list(range(101, 161))  # this server allows 1,000 listed items per request
+    d = _one_line_4xx(client.post("/recommendations", json={"users": users, "k": 20}), 422)
+    assert "users x k = 60 x 20 is over the limit of 1000" in d
+    r = client.post("/recommendations", json={"users": users, "k": 10})
+    assert r.status_code == 200 and len(r.json()["results"]) == 60
 
 
 def test_malformed_json_message(client):

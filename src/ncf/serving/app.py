@@ -227,7 +227,7 @@ def _no_telemetry() -> dict[str, Any]:
 
 def create_app(model: str | Path | Recommender, max_k: int = 1000, max_body: int = DEFAULT_MAX_BODY,
                threads: int = 1, cold_start: str = "popular", precompute: bool = True,
-               precompute_k: int = 100) -> FastAPI:
+               precompute_k: int = 100, max_batch_cells: int = 200_000) -> FastAPI:
     """Build the app. `model` is a Recommender or a bundle path (loaded once, at start-up).
 
     With `precompute` the top-`precompute_k` lists of every user and item are cached at start-up
@@ -309,6 +309,9 @@ def create_app(model: str | Path | Recommender, max_k: int = 1000, max_body: int
     @app.post("/recommendations", response_model=schemas.BatchResponse, responses=errors)
     async def batch_recommendations(body: schemas.BatchRequest) -> Response:
         """Top-k for several users; `liked_items` serves unknown users, `candidates`/`genre` filter items."""
+        if isinstance(body.k, int) and len(body.users) * body.k > max_batch_cells:
+            raise UsageError(f"users x k = {len(body.users)} x {body.k} is over the limit of {max_batch_cells} items "
+                             "per request", "send fewer users per request or a smaller k")
         results = rec().recommend_many(body.users, k=body.k, exclude_seen=body.exclude_seen, genre=body.genre,
                                        candidates=body.candidates, liked_items=body.liked_items)
         return _json({"results": results})
