@@ -88,7 +88,7 @@ BASE = {"factors": 8, "layers": [16, 8], "epochs": 2, "batch_size": 512, "lr": 0
 CHANGES = [("factors", 4), ("layers", [16, 4]), ("dropout", 0.3), ("batch_norm", True), ("pretrain", True),
            ("alpha", 0.9, {"pretrain": True}), ("biases", True), ("output_activation", "relu"), ("loss", "bpr"),
            ("lr", 0.003), ("optimizer", "sgd"), ("optimizer", "adagrad"), ("optimizer", "adamw", {"weight_decay": 0.1}),
-           ("weight_decay", 0.01), ("l2", 0.01), ("lr_schedule", "cosine"), ("lr_schedule", "step", {"epochs": 3}),
+           ("weight_decay", 0.01), ("l2", 0.01), ("lr_schedule", "none"), ("lr_schedule", "step", {"epochs": 3}),
            ("epochs", 3), ("batch_size", 100), ("n_negatives", 2), ("positive_threshold", 4.0), ("seed", 1),
            ("task", "rating")]
 _REFS: dict = {}
