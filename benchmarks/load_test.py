@@ -4,7 +4,7 @@ Pass criteria: 0 responses with status 5xx, 0 connection errors, every malformed
 every good one 200, and RSS growth of the server process under 10% (after warm-up). Bounded in time.
 
     python benchmarks/load_test.py                      # trains/reuses an ml-100k NeuMF run (see bench_serve.py)
-    python benchmarks/load_test.py --run RUN --requests 10000 --concurrency 16 --time-limit 300
+    python benchmarks/load_test.py --run RUN --requests 10000 --concurrency 16 --time-limit 600
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", type=Path, default=None, help="run directory or bundle (default: train/reuse ml-100k NeuMF)")
     ap.add_argument("--requests", type=int, default=10_000)
     ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--time-limit", type=float, default=300.0, help="seconds for the firing phase (bound)")
+    ap.add_argument("--time-limit", type=float, default=600.0, help="seconds for the firing phase (bound)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
