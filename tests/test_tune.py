@@ -24,7 +24,7 @@ def _space(**space) -> dict:
     ({"lr": {"low": 0.1, "high": 0.001}}, "low must be below high for 'lr'"),
     ({"lr": {"low": 0.0, "high": 0.1, "log": True}}, "log scale for 'lr' in [space] of space needs low > 0"),
     ({"factors": {"choices": []}}, "choices for 'factors' in [space] of space must be a non-empty list"),
-    ({"factors": {"choices": [8], "low": 1, "high": 2}}, "mixes choices with low/high"),
+    ({"factors": {"choices": [8], "low": 1, "high": 2}}, "mixes choices with range options"),
     ({"factors": {"low": 1.5, "high": 8}}, "'factors' is an integer but its range"),
     ({"batch_norm": {"low": 0, "high": 1}}, "'batch_norm' in [space] of space is not numeric"),
     ({"factors": {"choices": [8, 0]}}, "value 0 of 'factors' in [space] of space is invalid"),

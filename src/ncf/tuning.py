@@ -204,7 +204,7 @@ def _parse_param(name: str, spec: Any, base: dict[str, Any], source: str) -> Par
                               f"did you mean '{guess}'?" if guess else f"use {', '.join(SPEC_KEYS)}")
     if "choices" in spec:
         if set(spec) - {"choices"}:
-            raise ConfigError(f"'{name}' in {where} mixes choices with low/high", "use either choices or a range")
+            raise ConfigError(f"'{name}' in {where} mixes choices with range options (low, high, log, step)", "use either choices or a range")
         choices = spec["choices"]
         if not isinstance(choices, list) or not choices:
             raise ConfigError(f"choices for '{name}' in {where} must be a non-empty list", f"e.g. {name} = {{choices=[8, 16]}}")
