@@ -12,7 +12,7 @@ import pytest
 import ncf
 from ncf.data import Interactions
 from ncf.errors import UnknownIdError, UsageError
-from ncf.models import REGISTRY, Estimator, register
+from ncf.models import REGISTRY, Estimator
 from ncf.serving import Recommender
 
 N_CLUSTERS, PER_CLUSTER, USERS_PER_CLUSTER = 3, 10, 20
@@ -56,10 +56,19 @@ class _NoEmbedding(_SvdDot):
     item_embeddings = None  # type: ignore[assignment]
 
 
-if "_test_svd" not in REGISTRY:
-    register("_test_svd")(_SvdDot)
-    register("_test_noemb")(_NoEmbedding)
-SvdDot, NoEmbedding = REGISTRY["_test_svd"], REGISTRY["_test_noemb"]
+SvdDot, NoEmbedding = _SvdDot, _NoEmbedding
+SvdDot.name, NoEmbedding.name = "_test_svd", "_test_noemb"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered_test_models():
+    """Make the test-only models loadable from bundles while this module runs (kept out of REGISTRY
+    otherwise, so tests that iterate over every registered estimator never see them)."""
+    added = [n for n in ("_test_svd", "_test_noemb") if n not in REGISTRY]
+    REGISTRY.update({"_test_svd": SvdDot, "_test_noemb": NoEmbedding})
+    yield
+    for n in added:
+        REGISTRY.pop(n, None)
 
 
 def make_clustered(seed: int = 0) -> Interactions:

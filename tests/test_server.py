@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ncf.serving import Recommender
-from tests.test_recommender import make_bundle
+from tests.test_recommender import make_bundle, registered_test_models  # noqa: F401 (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 
