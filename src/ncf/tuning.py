@@ -325,6 +325,7 @@ def tune(spec: TuneSpec, trials: int, out: str | Path | None = None, log: Log | 
         raise UsageError("no trial completed", "run more trials or loosen the pruner ([tune] n_startup_trials)")
     best = study.best_trial
     best_config = RunConfig.from_dict({**spec.base, **best.params}, source="best trial")
+    best_config = best_config.resolved(build_estimator(best_config).get_params())  # every default explicit
     default_value = None
     if default_params and study.trials[0].state == optuna.trial.TrialState.COMPLETE:
         default_value = float(study.trials[0].value)
