@@ -9,6 +9,17 @@ from ncf.errors import DataError
 
 
 _BITMAP_MAX = 1 << 26  # entries (bytes) of the dense user x item bitmap used by is_positive
+_CHECK_CHUNK = 1 << 23  # sampled negatives checked against the positives per chunk (sample_negatives)
+
+
+class _RowUsers:
+    """flat_users[j] = users[j // k] without materialising np.repeat(users, k)."""
+
+    def __init__(self, users: np.ndarray, k: int) -> None:
+        self.users, self.k = users, k
+
+    def __getitem__(self, idx: np.ndarray) -> np.ndarray:
+        return self.users[idx // self.k]
 
 
 def positive_keys(csr: sp.csr_matrix) -> np.ndarray:
@@ -52,9 +63,15 @@ def sample_negatives(
     """
     users = np.asarray(users)
     out = rng.integers(0, n_items, size=(len(users), k), dtype=np.int64)
-    flat_users = np.repeat(users.astype(np.int64), k)
+    u64 = users.astype(np.int64)
     flat = out.reshape(-1)
-    bad = np.flatnonzero(is_positive(keys, flat_users, flat, n_items))
+    # positives checked in chunks of rows (same result; bounded temporaries: ML-25M x 4 negatives would
+    # otherwise hold ~4 GB of int64 query/position arrays at once)
+    rows = max(1, _CHECK_CHUNK // max(k, 1))
+    bad = np.concatenate([np.flatnonzero(is_positive(keys, np.repeat(u64[r:r + rows], k), flat[r * k:(r + rows) * k],
+                                                     n_items)) + r * k
+                          for r in range(0, len(users), rows)] or [np.zeros(0, dtype=np.int64)])
+    flat_users = _RowUsers(u64, k)
     rounds = 0
     while len(bad):
         rounds += 1
