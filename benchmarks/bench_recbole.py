@@ -67,7 +67,7 @@ def ours() -> dict:
     from _common import ml100k_loo
 
     _, split, cands = ml100k_loo()
-    return bench_speed.time_to_target(split, cands, 0.66, 30) | {"target": 0.66, "source": "measured now"}
+    return bench_speed.time_to_target(split, cands, 0.66) | {"target": 0.66, "source": "measured now"}
 
 
 def main() -> None:
@@ -96,12 +96,19 @@ def main() -> None:
          "seconds": mine.get("seconds_to_target"), "test_hr@10": mine.get("best_test_hr@10"),
          "source": mine["source"]},
     ]
+    rows.append({"system": "ncf NeuMF defaults (to its best epoch)", "epochs": mine.get("best_epoch"),
+                 "seconds": mine.get("seconds_to_best_epoch"), "test_hr@10": mine.get("test_hr@10_at_best_epoch"),
+                 "source": mine["source"]})
+    best_ratio = (mine["seconds_to_best_epoch"] / theirs["time_to_best_s"]
+                  if mine.get("seconds_to_best_epoch") and theirs.get("time_to_best_s") else None)
     print(table(rows))
+    if best_ratio is not None:
+        print(f"time to best epoch, ours / RecBole = {best_ratio:.3f}")
     if ratio is None:
         print("ours did not reach the target, so there is no time ratio")
     else:
         print(f"time ratio ours / RecBole = {ratio:.3f} (target <= 0.100): {'met' if ratio <= 0.1 else 'NOT met'}")
-    print(f"wrote {save('recbole', {'recbole': theirs, 'ours': mine, 'ratio': ratio})}")
+    print(f"wrote {save('recbole', {'recbole': theirs, 'ours': mine, 'ratio': ratio, 'ratio_best_epoch': best_ratio})}")
 
 
 if __name__ == "__main__":
