@@ -28,8 +28,8 @@ _RATING = {"l2": 0.05, "lr": 0.003, "batch_size": 1024, "epochs": 60, "patience"
 TUNED_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("rating", "mf"): _RATING | {"factors": 128},
     ("rating", "gmf"): _RATING | {"factors": 64},
-    ("rating", "mlp"): _RATING | {"layers": [64, 32, 16]},
-    ("rating", "neumf"): _RATING | {"factors": 32, "layers": [64, 32, 16]},
+    ("rating", "mlp"): _RATING | {"layers": [64, 32, 16], "dropout": 0.2},
+    ("rating", "neumf"): _RATING | {"factors": 32, "layers": [64, 32, 16], "dropout": 0.2},
 }
 
 # Keys that describe the run rather than the estimator.
