@@ -10,7 +10,7 @@ import typer
 
 
 def tune(
-    config: Path = typer.Option(..., "--config", help="space.toml: fixed RunConfig keys + a [space] table (+ optional [tune])."),
+    config: Path = typer.Option(..., "--config", help="space.toml: fixed RunConfig keys plus a 'space' table (and an optional 'tune' table)."),
     trials: int = typer.Option(20, "--trials", help="Number of Optuna trials."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset (overrides the file's data key)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder \\[default: runs/tune-<timestamp>]."),
