@@ -128,7 +128,7 @@ def test_rating_run(csv, tmp_path):
 def test_failure_while_writing_leaves_no_run_dir(csv, tmp_path, monkeypatch):
     import ncf.run
 
-    def boom(run_dir):
+    def boom(run_dir, **kwargs):
         (Path(run_dir) / "report.html").write_text("half")
         raise RuntimeError("report failed")
 

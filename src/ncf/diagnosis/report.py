@@ -140,8 +140,12 @@ def diagnose_run(run_dir: str | Path, measurements: dict[str, Any] | None = None
 
 
 def write_report(run_dir: str | Path, measurements: dict[str, Any] | None = None, *, measure: bool = True,
-                 remeasure: bool = False) -> Path:
-    """Write curves.png, report.html and diagnosis.json into `run_dir`; returns the report path."""
+                 remeasure: bool = False, location: str | None = None) -> Path:
+    """Write curves.png, report.html and diagnosis.json into `run_dir`; returns the report path.
+
+    `location` is the run's path as shown in the report (default: run_dir; `ncf train` builds the run in a
+    temp folder and passes its final path).
+    """
     from ncf.diagnosis.plots import build_figure, figure_png
     from ncf._io import atomic_write_bytes
 
@@ -155,7 +159,7 @@ def write_report(run_dir: str | Path, measurements: dict[str, Any] | None = None
     atomic_write_text(d.run_dir / DIAGNOSIS, json.dumps(
         {"measurements": d.measurements, "findings": [f.to_dict() for f in d.findings], "metric": d.metric,
          "notes": d.notes}, indent=1, default=_json_default))
-    return atomic_write_text(d.run_dir / REPORT, render_html(d, png))
+    return atomic_write_text(d.run_dir / REPORT, render_html(d, png, location))
 
 
 def _json_default(o: Any) -> Any:
@@ -268,13 +272,13 @@ th{background:#f0f0f0}img{max-width:100%;border:1px solid #eee}details{margin:8p
 """
 
 
-def render_html(d: Diagnosis, png: bytes) -> str:
+def render_html(d: Diagnosis, png: bytes, location: str | None = None) -> str:
     """One self-contained HTML page (inline CSS, PNG as a data URI)."""
     e = html.escape
     parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>ncf diagnosis: {e(d.title)}</title>"
              f"<style>{CSS}</style></head><body>",
              f"<h1>{e(d.title)}</h1>",
-             f"<p class=muted>{e(str(d.run_dir))} &middot; report written "
+             f"<p class=muted>{e(location or str(d.run_dir))} &middot; report written "
              f"{datetime.now().strftime('%Y-%m-%d %H:%M')}</p>"]
     counts = {s: sum(f.severity == s for f in d.findings) for s in SEVERITY_COLOUR}
     summary = ", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n) or "no findings"
