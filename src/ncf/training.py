@@ -34,9 +34,17 @@ LossStep = Callable[[nn.Module, Sequence[torch.Tensor]], tuple[torch.Tensor, tor
 MakeEpoch = Callable[[np.random.Generator], Sequence[torch.Tensor]]
 
 
-def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0, device: str = "cpu") -> torch.optim.Optimizer:
-    """Adam/AdamW use the fused kernel (measured fastest on CPU and GPU with dense embeddings)."""
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0, device: str = "cpu",
+                   sparse_params: Sequence[nn.Parameter] = ()) -> torch.optim.Optimizer:
+    """Adam/AdamW use the fused kernel (measured fastest on CPU and GPU with dense embeddings). With
+    `sparse_params` (embedding weights with sparse gradients): SparseDenseAdam (Adam only)."""
     params = list(params)
+    if sparse_params:  # embeddings with sparse gradients (sparse_embeddings): lazy SparseAdam for them
+        if name != "adam" or weight_decay:
+            raise UsageError(f"sparse embedding gradients need optimizer 'adam' without weight_decay, got '{name}'",
+                             "use optimizer='adam', weight_decay=0 (L2 via l2=) or sparse=False")
+        ids = {id(p) for p in sparse_params}
+        return SparseDenseAdam(sparse_params, [p for p in params if id(p) not in ids], lr)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     if name == "adamw":
@@ -46,6 +54,47 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0, devi
     if name == "adagrad":
         return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay, foreach=True)
     raise UsageError(f"unknown optimizer '{name}'", f"use one of: {', '.join(OPTIMIZERS)}")
+
+
+class SparseDenseAdam(torch.optim.Optimizer):
+    """Adam for large embedding tables with sparse gradients (torch.optim.SparseAdam: only the rows of the batch
+    and their moments are updated, lazily) and fused Adam for everything else, as one optimizer (one set of
+    param_groups for lr schedulers, one state_dict for checkpoints)."""
+
+    def __init__(self, sparse_params, dense_params, lr: float) -> None:
+        sparse_params, dense_params = list(sparse_params), list(dense_params)
+        super().__init__(sparse_params + dense_params, {"lr": lr})
+        self.parts = [torch.optim.SparseAdam(sparse_params, lr=lr)] if sparse_params else []
+        if dense_params:
+            self.parts.append(torch.optim.Adam(dense_params, lr=lr, fused=True))
+        self.param_groups = [part.param_groups[0] for part in self.parts]
+        self._share()
+
+    def _share(self) -> None:
+        """The parts own the groups (this optimizer lists them) and share this optimizer's state dict."""
+        for part in self.parts:
+            part.state = self.state
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        for part in self.parts:
+            part.step()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        for g, part in zip(self.param_groups, self.parts):  # load_state_dict made new group dicts
+            part.param_groups = [g]
+        self._share()
+
+
+def sparse_embeddings(module: nn.Module, on: bool) -> list[nn.Parameter]:
+    """Switch sparse gradients of every nn.Embedding of `module` on/off; returns the embedding weights."""
+    weights = []
+    for mod in module.modules():
+        if isinstance(mod, nn.Embedding):
+            mod.sparse = bool(on)
+            weights.append(mod.weight)
+    return weights
 
 
 def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int):
@@ -135,9 +184,11 @@ class Trainer:
     def _one_epoch(self) -> None:
         t0 = time.perf_counter()
         self.module.train()
+        self.epoch_rows = None  # the last epoch's order is not kept while this one is built
         tensors = [t.to(self.device, non_blocking=True) for t in self.make_epoch(self.rng)]
         n = len(tensors[0])
-        perm = torch.randperm(n, generator=self.generator).to(self.device)
+        # int32 rows where they fit (the same permutation as int64, half the memory)
+        perm = torch.randperm(n, generator=self.generator, dtype=torch.int32 if n < 2**31 else torch.int64).to(self.device)
         if self.dist is not None:  # same permutation on every rank; rank r takes equal-sized slice r
             lo, hi = self.dist.shard(n)
             perm = perm[lo:hi]

@@ -35,9 +35,11 @@ from ncf.errors import BundleError, DataError, UsageError
 from ncf.models.base import Estimator, register
 from ncf.models.modules import GMF, MF, MLP, NeuMF, ScoreModule, build_module
 from ncf.sampling import positive_keys, sample_negatives
-from ncf.training import Trainer, make_optimizer, make_scheduler, read_checkpoint, save_checkpoint
+from ncf.training import (Trainer, make_optimizer, make_scheduler, read_checkpoint, save_checkpoint,
+                          sparse_embeddings)
 
 TRAIN_EVAL_ROWS = 50_000
+SPARSE_ROWS = 50_000  # sparse='auto': lazy Adam when users + items exceed this (dense Adam touches every row)
 SCORE_PAIRS = 1 << 20  # pairs per forward pass when scoring many items
 TASKS = ("rating", "ranking")
 # parameters that do not change what is learned (left out of the resume fingerprint)
@@ -202,13 +204,15 @@ class NeuralEstimator(Estimator):
             make_epoch, loss_step, evaluate = self._rating_parts(train, valid, loss_fn, l2, dev)
         else:
             make_epoch, loss_step, evaluate = self._ranking_parts(train, valid, loss_fn, l2, dev)
-        optimizer = make_optimizer(self.optimizer, self.module_.parameters(), self.lr, self.weight_decay)
+        dist_ctx = _distributed.current()  # data parallel under torchrun (ncf.distributed)
+        sparse = self._sparse(dist_ctx)
+        optimizer = make_optimizer(self.optimizer, self.module_.parameters(), self.lr, self.weight_decay,
+                                   sparse_params=sparse_embeddings(self.module_, sparse) if sparse else ())
         scheduler = make_scheduler(self.lr_schedule, optimizer, self.epochs)
         monitor, mode = self._monitor()
         if valid is None:
             monitor = None
         callbacks = list(getattr(self, "_fit_callbacks", []))
-        dist_ctx = _distributed.current()  # data parallel under torchrun (ncf.distributed)
         fingerprint = self._fingerprint(train)
         if self.checkpoint_dir and _distributed.is_main():
             callbacks.append(lambda tr: save_checkpoint(tr, self.checkpoint_dir, extra={"fingerprint": fingerprint}))
@@ -234,6 +238,17 @@ class NeuralEstimator(Estimator):
 
     def _initial_module(self, train: Interactions, valid: Interactions | None) -> ScoreModule | None:
         return None
+
+    def _sparse(self, dist_ctx: Any) -> bool:
+        """Sparse embedding gradients + lazy Adam: sparse=True/False, or "auto" = on for large tables
+        (users + items > SPARSE_ROWS) with plain Adam outside data parallel runs."""
+        sparse = getattr(self, "sparse", "auto")
+        if sparse == "auto":
+            return (self.n_users_ + self.n_items_ > SPARSE_ROWS and self.optimizer == "adam"
+                    and not self.weight_decay and dist_ctx is None)
+        if sparse not in (True, False):
+            raise UsageError(f"sparse must be True, False or 'auto', got {sparse!r}", "pass e.g. sparse='auto'")
+        return bool(sparse)
 
     def _rating_parts(self, train, valid, loss_fn, l2, dev):
         u = torch.from_numpy(train.user_ids.astype(np.int64))
@@ -280,28 +295,35 @@ class NeuralEstimator(Estimator):
         pi_np = train.item_ids[mask].astype(np.int64)
         if len(pu_np) == 0:
             raise DataError("no positives in the training data", "lower positive_threshold")
-        pu, pi = torch.from_numpy(pu_np), torch.from_numpy(pi_np)
         bpr = self._loss_name() == "bpr"
-        labels = torch.cat([torch.ones(len(pu)), torch.zeros(len(pu) * k)])
-        pu_rep = pu.repeat(k) if not bpr else pu.repeat_interleave(k)
+        # epoch tensors: int32 ids, uint8 labels (converted per batch); nothing repeated kept between epochs
+        pu32, pi32 = pu_np.astype(np.int32), pi_np.astype(np.int32)
+        n_tp = len(pu32)
+        labels = torch.zeros(n_tp * (1 + k), dtype=torch.uint8)
+        labels[:n_tp] = 1
 
         def make_epoch(rng):
-            neg = torch.from_numpy(sample_negatives(pu_np, n_items, keys, k, rng).astype(np.int64))
+            neg = sample_negatives(pu_np, n_items, keys, k, rng)  # (n_tp, k) int32
             if bpr:
-                return pu_rep, pi.repeat_interleave(k), neg.reshape(-1)
-            # negatives column-major so that pu.repeat(k) lines up with them
-            return torch.cat([pu, pu_rep]), torch.cat([pi, neg.T.reshape(-1)]), labels
+                return (torch.from_numpy(np.repeat(pu32, k)), torch.from_numpy(np.repeat(pi32, k)),
+                        torch.from_numpy(neg.reshape(-1)))
+            # positives, then the negatives column-major so that users are pu tiled (1 + k) times
+            items = np.empty(n_tp * (1 + k), dtype=np.int32)
+            items[:n_tp] = pi32
+            items[n_tp:].reshape(k, n_tp)[:] = neg.T
+            del neg
+            return torch.from_numpy(np.tile(pu32, 1 + k)), torch.from_numpy(items), labels
 
         def loss_step(module, batch):
             if bpr:
-                bu, bp, bn = batch
+                bu, bp, bn = (t.long() for t in batch)
                 scores = module(torch.cat([bu, bu]), torch.cat([bp, bn]))
                 data = loss_fn(scores[:len(bu)], scores[len(bu):])
                 if l2 > 0:
                     reg = module.embedding_sq_norm(bu, bp) + module.embedding_sq_norm(bu, bn)
                     return data, data + l2 * reg / len(bu)
                 return data, data
-            bu, bi, by = batch
+            bu, bi, by = batch[0].long(), batch[1].long(), batch[2].float()
             data = loss_fn(module(bu, bi), by)
             if l2 > 0:
                 return data, data + l2 * module.embedding_sq_norm(bu, bi) / len(bu)
@@ -454,7 +476,9 @@ _COMMON_DOC = """
     None), patience (epochs without improvement; best weights restored), seed, device (cpu|cuda|auto),
     eval_k, val_candidates, verbose (tqdm bar per epoch), checkpoint_dir (state saved each epoch), resume
     (continue from checkpoint_dir), threads (torch threads during fit; None = 1, fastest for these small ops),
-    amp (bf16 autocast of the training forward pass on CUDA; ignored on CPU).
+    amp (bf16 autocast of the training forward pass on CUDA; ignored on CPU), sparse (True|False|"auto":
+    sparse embedding gradients with lazy Adam (SparseAdam) for the tables, fused Adam for the rest; "auto"
+    = on when users + items > 50k with optimizer adam, no weight_decay, not data parallel).
 """
 
 
@@ -470,7 +494,7 @@ class MFEstimator(NeuralEstimator):
                  target_scaling: str = "center", early_stopping: str | None = "auto", patience: int | None = 3,
                  seed: int = 0, device: str = "cpu", eval_k: int = 10, val_candidates: int = 99,
                  verbose: bool = False, checkpoint_dir: str | None = None, resume: bool = False,
-                 threads: int | None = None, amp: bool = False) -> None:
+                 threads: int | None = None, amp: bool = False, sparse: bool | str = "auto") -> None:
         _store(self, locals())
 
     def _arch(self) -> dict[str, Any]:
@@ -489,7 +513,7 @@ class GMFEstimator(NeuralEstimator):
                  target_scaling: str = "center", early_stopping: str | None = "auto", patience: int | None = 3,
                  seed: int = 0, device: str = "cpu", eval_k: int = 10, val_candidates: int = 99,
                  verbose: bool = False, checkpoint_dir: str | None = None, resume: bool = False,
-                 threads: int | None = None, amp: bool = False) -> None:
+                 threads: int | None = None, amp: bool = False, sparse: bool | str = "auto") -> None:
         _store(self, locals())
 
     def _arch(self) -> dict[str, Any]:
@@ -510,7 +534,7 @@ class MLPEstimator(NeuralEstimator):
                  target_scaling: str = "center", early_stopping: str | None = "auto", patience: int | None = 3,
                  seed: int = 0, device: str = "cpu", eval_k: int = 10, val_candidates: int = 99,
                  verbose: bool = False, checkpoint_dir: str | None = None, resume: bool = False,
-                 threads: int | None = None, amp: bool = False) -> None:
+                 threads: int | None = None, amp: bool = False, sparse: bool | str = "auto") -> None:
         _store(self, locals())
 
     def _arch(self) -> dict[str, Any]:
@@ -538,7 +562,8 @@ class NeuMFEstimator(NeuralEstimator):
                  positive_threshold: float | None = None, target_scaling: str = "center",
                  early_stopping: str | None = "auto", patience: int | None = 3, seed: int = 0, device: str = "cpu",
                  eval_k: int = 10, val_candidates: int = 99, verbose: bool = False, checkpoint_dir: str | None = None,
-                 resume: bool = False, threads: int | None = None, amp: bool = False) -> None:
+                 resume: bool = False, threads: int | None = None, amp: bool = False,
+                 sparse: bool | str = "auto") -> None:
         _store(self, locals())
 
     def _arch(self) -> dict[str, Any]:
