@@ -227,3 +227,56 @@ def test_tuned_defaults_fill_only_unset_keys(monkeypatch):
     assert "l2" not in RunConfig(task="rating", model="mf", defaults="estimator").estimator_params()
     monkeypatch.setattr(ncf.runconfig, "_presets", lambda: {"p": {"task": "rating", "model": "mf", "lr": 0.1}})
     assert RunConfig.build(preset="p").estimator_params() == {"lr": 0.1}  # a preset is a complete starting point
+
+
+# --------------------------------------------------------------------------- refit on train + validation
+def test_refit_default_by_task_and_explicit_in_config():
+    assert RunConfig(task="ranking").refit_enabled() is True
+    assert RunConfig(task="rating").refit_enabled() is False
+    assert RunConfig(task="ranking", refit=False).refit_enabled() is False
+    assert RunConfig(task="ranking").resolved().refit is True
+    assert RunConfig.build(overrides={"task": "rating", "refit": "true"}).refit is True
+
+
+def test_refit_model_is_a_fresh_fit_on_train_and_validation_for_the_best_epochs(csv, tmp_path):
+    from ncf.run import build_estimator
+
+    out = tmp_path / "refit"
+    cfg = small(csv, refit=True, epochs=4, patience=1, baselines=[])
+    lines: list[str] = []
+    result = train_run(cfg, out=out, log=lines.append)
+    split = result.split
+    best = int(result.history.loc[result.history["val_ndcg@10"].idxmax(), "epoch"])
+    data = json.loads((out / "data.json").read_text())
+    assert data["refit"]["epochs"] == best
+    assert data["refit"]["train_rows"] == len(split.train) + len(split.valid)
+    assert RunConfig.from_file(out / "config.toml").refit is True
+    assert any("refit" in line and f"{best} epochs" in line for line in lines)
+    # independent expectation: the same config trained from scratch on train + validation, no early stopping
+    manual = build_estimator(cfg.model_copy(update={"epochs": best, "patience": 0})).fit(split.train_valid())
+    assert manual.n_epochs_ == result.estimator.n_epochs_ == best
+    users, items = split.test.user_ids, split.test.item_ids
+    np.testing.assert_allclose(result.estimator.predict(users, items), manual.predict(users, items), rtol=1e-5, atol=1e-6)
+    assert result.estimator.seen_.nnz == len(split.train_valid())
+    # the saved bundle is the refit model, and the diagnosis measures it against train + validation
+    import ncf.bundle
+
+    loaded = ncf.bundle.load_bundle(out)
+    assert loaded.data_info_["fingerprint"] == split.train_valid().fingerprint()
+    np.testing.assert_allclose(loaded.predict(users, items), manual.predict(users, items), rtol=1e-5, atol=1e-6)
+    diagnosis = json.loads((out / "diagnosis.json").read_text()) if (out / "diagnosis.json").exists() else {}
+    assert not any("skipped" in n for n in diagnosis.get("notes", []))
+
+
+def test_no_refit_keeps_the_early_stopped_model(csv):
+    result = train_run(small(csv, refit=False, baselines=[]))
+    assert result.estimator.seen_.nnz == len(result.split.train)
+    assert "refit" not in result.data_summary and result.config.refit is False
+
+
+def test_refit_without_validation_is_skipped(csv):
+    lines: list[str] = []
+    result = train_run(small(csv, refit=True, valid_size=0.0, baselines=[]), log=lines.append)
+    assert result.split.valid is None or len(result.split.valid) == 0
+    assert "refit" not in result.data_summary
+    assert any("refit skipped" in line for line in lines)

@@ -121,6 +121,11 @@ def train_run(
         est.set_params(checkpoint_dir=None, resume=False)
     history = getattr(est, "history_", None)
     history = history.copy() if isinstance(history, pd.DataFrame) else pd.DataFrame()
+    refit_info = None
+    if cfg.refit_enabled() and distributed.is_main():
+        est, refit_info = refit_estimator(est, split, cfg, say)
+    if refit_info is not None:
+        summary["refit"] = refit_info
     if not distributed.is_main():  # data parallel: rank 0 evaluates and writes, the other ranks stop here
         return RunResult(config=resolved, metrics={}, history=history, estimator=est, split=split,
                          data_summary=summary, audit=audit, candidates=candidates,
@@ -148,6 +153,9 @@ def train_run(
             resume_mod.finish(resume_mod.in_progress_dir(out_path))
     say("")
     say(format_metrics(metrics, cfg.model))
+    if refit_info is not None:
+        say(f"* {cfg.model} refit on train + validation ({refit_info['train_rows']:,} rows, "
+            f"{refit_info['epochs']} epochs = the early-stopped best) before testing")
     return result
 
 
@@ -163,11 +171,12 @@ def write_run_dir(result: RunResult, path: Path, overwrite: bool = False) -> Pat
         _write_json(tmp / "audit.json", result.audit)
         if result.candidates is not None:
             np.save(tmp / "candidates.npy", np.ascontiguousarray(result.candidates), allow_pickle=False)
-        result.estimator.save(tmp / "model", train=result.split.train,
+        trained_on = result.split.train_valid() if result.data_summary.get("refit") else result.split.train
+        result.estimator.save(tmp / "model", train=trained_on,
                               extra={"run": {"config": result.config.to_dict(), "metrics": result.metrics}})
         report = _report_writer()
-        if report is not None:  # tests switch the report off through this seam
-            report(tmp, location=str(path))
+        if report is not None:
+            report(tmp)
     return path
 
 
@@ -303,6 +312,27 @@ def fit_estimator(est, split, cfg: RunConfig, say: Log) -> None:
         say(f"best epoch {best} of {len(hist)} (weights restored from it)")
 
 
+def refit_estimator(est, split, cfg: RunConfig, say: Log) -> tuple[Any, dict[str, Any] | None]:
+    """A fresh estimator of the same config trained on train + validation for the early-stopped best epoch count.
+
+    Returns (estimator, info); (est, None) unchanged when there is no validation part or no best epoch.
+    The refit runs without validation, early stopping or checkpoints; its lr schedule spans its epochs.
+    """
+    best = getattr(est, "best_epoch_", None)
+    if split.valid is None or len(split.valid) == 0 or not best:
+        say("refit skipped: no validation part to pick the epoch count on")
+        return est, None
+    refit_cfg = RunConfig.from_dict(cfg.model_dump() | {"epochs": int(best), "patience": 0}, source="refit config")
+    new = build_estimator(refit_cfg)
+    train_valid = split.train_valid()
+    say(f"refit: training from scratch on train + validation ({len(train_valid):,} rows) for {best} epochs")
+    t = time.perf_counter()
+    new.fit(train_valid)
+    seconds = time.perf_counter() - t
+    say(f"refit done in {seconds:.1f}s")
+    return new, {"epochs": int(best), "train_rows": len(train_valid), "seconds": round(seconds, 3)}
+
+
 class _EpochPrinter:
     """Formats one history row per epoch."""
 
@@ -436,10 +466,11 @@ def format_params(est) -> str:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _report_writer() -> Callable[..., Any] | None:
-    """The diagnosis report writer (imported lazily: matplotlib is only needed here)."""
-    from ncf.diagnosis.report import write_report
-
+def _report_writer() -> Callable[[Path], Any] | None:
+    try:
+        from ncf.diagnosis.report import write_report
+    except ImportError:
+        return None
     return write_report
 
 

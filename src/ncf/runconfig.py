@@ -35,8 +35,12 @@ TUNED_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
 # Keys that describe the run rather than the estimator.
 RUN_KEYS = frozenset({"defaults",
     "data", "columns", "sep", "task", "model", "split", "test_size", "valid_size", "stratify", "tie_break", "n_folds",
-    "fold", "seed", "ks", "n_candidates", "baselines", "device", "pretrain",
+    "fold", "seed", "ks", "n_candidates", "baselines", "device", "pretrain", "refit",
 })
+
+# `refit` when unset: retrain on train + validation for the early-stopped epoch count before testing
+# (He et al. 2017's protocol) for ranking; rating keeps the early-stopped model.
+DEFAULT_REFIT = {"rating": False, "ranking": True}
 
 
 def _csv_list(value: Any) -> Any:
@@ -95,6 +99,9 @@ class RunConfig(Config):
     threads: int | None = Field(None, ge=1, description="torch threads during training (default: torch's)")
     amp: bool | None = Field(None, description="bf16 mixed precision (autocast) for training on CUDA; ignored on CPU")
     pretrain: bool = Field(False, description="NeuMF: initialise from pretrained GMF and MLP (paper sec. 3.4.1)")
+    refit: bool | None = Field(
+        None, description="after early stopping, retrain from scratch on train + validation for the best epoch "
+                          "count and test that model [default: on for ranking, off for rating]")
     # --- evaluation
     ks: list[int] = Field(default_factory=lambda: [10], description="cut-offs for ranking metrics, e.g. 5,10,20")
     n_candidates: int = Field(99, ge=1, description="sampled negatives per test item (sampled protocol)")
@@ -187,6 +194,10 @@ class RunConfig(Config):
         """The split method, defaulting by task."""
         return self.split or DEFAULT_SPLIT[self.task]
 
+    def refit_enabled(self) -> bool:
+        """Whether to refit on train + validation before testing, defaulting by task."""
+        return DEFAULT_REFIT[self.task] if self.refit is None else bool(self.refit)
+
     def baseline_names(self) -> list[str]:
         """Baselines to evaluate, defaulting by task."""
         return list(DEFAULT_BASELINES[self.task] if self.baselines is None else self.baselines)
@@ -215,6 +226,7 @@ class RunConfig(Config):
         data = self.model_dump()
         data["split"] = self.split_method()
         data["baselines"] = self.baseline_names()
+        data["refit"] = self.refit_enabled()
         params = dict(estimator_params or {})
         if "output_activation" in params:
             params["output"] = params.pop("output_activation")

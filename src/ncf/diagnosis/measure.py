@@ -205,13 +205,16 @@ def measure_run(run_dir: str | Path) -> dict[str, Any]:
     est = ncf.load(run_dir)
     data = run_mod.load(cfg)
     split = run_mod.make_split(data, cfg)
+    # a refit model (RunConfig.refit) was trained on train + validation: nothing is left to validate it on
+    refit = bool(cfg.refit) and split.valid is not None and len(split.valid) > 0
+    train = split.train_valid() if refit else split.train
     trained_on = (getattr(est, "data_info_", None) or {}).get("fingerprint")
-    if (est.n_users_ != split.train.n_users or est.n_items_ != split.train.n_items
-            or (trained_on and trained_on != split.train.fingerprint())):
+    if (est.n_users_ != train.n_users or est.n_items_ != train.n_items
+            or (trained_on and trained_on != train.fingerprint())):
         raise UsageError(f"the data behind {run_dir} has changed since training",
                          "re-run 'ncf train' on the current data")
     names = [b for b in cfg.baseline_names() if b in ("bias", "global_mean", "pop")] or None
-    return measure(est, split.train, split.valid, names)
+    return measure(est, train, None if refit else split.valid, names)
 
 
 def _finite(obj: Any) -> Any:
