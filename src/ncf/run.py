@@ -175,8 +175,8 @@ def write_run_dir(result: RunResult, path: Path, overwrite: bool = False) -> Pat
         result.estimator.save(tmp / "model", train=trained_on,
                               extra={"run": {"config": result.config.to_dict(), "metrics": result.metrics}})
         report = _report_writer()
-        if report is not None:
-            report(tmp)
+        if report is not None:  # tests switch the report off through this seam
+            report(tmp, location=str(path))
     return path
 
 
@@ -466,11 +466,10 @@ def format_params(est) -> str:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _report_writer() -> Callable[[Path], Any] | None:
-    try:
-        from ncf.diagnosis.report import write_report
-    except ImportError:
-        return None
+def _report_writer() -> Callable[..., Any] | None:
+    """The diagnosis report writer (imported lazily: matplotlib is only needed here)."""
+    from ncf.diagnosis.report import write_report
+
     return write_report
 
 
