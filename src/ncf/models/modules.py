@@ -141,6 +141,34 @@ def _tower(layers: tuple[int, ...], dropout: float, batch_norm: bool) -> nn.Sequ
     return nn.Sequential(*mods)
 
 
+PAIRS_PER_CHUNK = 1 << 18  # (user, item) pairs per pass of the tower in factorised full ranking
+
+
+def _tower_all(tower: nn.Sequential, user_emb: torch.Tensor, item_table: torch.Tensor, w_out: torch.Tensor) -> torch.Tensor | None:
+    """w_out . tower([u; i]) for every user x item pair, (B, n_items), or None when the tower has no first Linear.
+
+    The first layer is split, W [u; i] + b = (W_u u + b) + W_i i: its user part is computed once per user,
+    its item part once per item table; only the remaining layers run per pair, in chunks of items."""
+    if len(tower) == 0 or not isinstance(tower[0], nn.Linear):
+        return None
+    first, rest = tower[0], tower[1:]
+    d = user_emb.shape[1]
+    u1 = torch.addmm(first.bias, user_emb, first.weight[:, :d].T)  # (B, h1)
+    i1 = item_table @ first.weight[:, d:].T  # (n_items, h1)
+    b, n = len(u1), len(i1)
+    out = u1.new_empty((b, n))
+    step = max(1, PAIRS_PER_CHUNK // max(b, 1))
+    for s in range(0, n, step):
+        h = (u1[:, None, :] + i1[None, s:s + step, :]).reshape(-1, u1.shape[1])
+        for mod in rest:  # eval mode: ReLU in place, dropout is the identity
+            if isinstance(mod, nn.ReLU):
+                h = h.relu_()
+            elif not isinstance(mod, nn.Dropout):
+                h = mod(h)
+        out[:, s:s + step] = (h @ w_out.T).view(b, -1)
+    return out
+
+
 def _check_layers(layers) -> tuple[int, ...]:
     layers = tuple(int(x) for x in layers)
     if len(layers) < 1 or layers[0] < 2 or layers[0] % 2 or min(layers) < 1:
@@ -169,6 +197,14 @@ class MLP(ScoreModule):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self._finish(self.predict(self.features(users, items)).view(-1), users, items)
 
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        """Factorised first layer (see _tower_all) in eval mode; the pairwise fallback in train mode."""
+        raw = None if self.training else _tower_all(self.tower, self.user_embedding(users), self.item_embedding.weight,
+                                                    self.predict.weight)
+        if raw is None:
+            return super().score_all(users)
+        return self._finish_all(raw + self.predict.bias, users)
+
 
 class NeuMF(ScoreModule):
     """NeuMF: GMF and MLP with separate embeddings; the predict layer reads concat(GMF vector, MLP vector)."""
@@ -189,6 +225,16 @@ class NeuMF(ScoreModule):
         g = self.gmf_user_embedding(users) * self.gmf_item_embedding(items)
         m = self.tower(torch.cat([self.mlp_user_embedding(users), self.mlp_item_embedding(items)], dim=1))
         return self._finish(self.predict(torch.cat([g, m], dim=1)).view(-1), users, items)
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        """GMF part as a matrix product, MLP part with a factorised first layer (eval mode; pairwise in train)."""
+        f = self.factors
+        mlp = None if self.training else _tower_all(self.tower, self.mlp_user_embedding(users),
+                                                    self.mlp_item_embedding.weight, self.predict.weight[:, f:])
+        if mlp is None:
+            return super().score_all(users)
+        gmf = (self.gmf_user_embedding(users) * self.predict.weight[:, :f]) @ self.gmf_item_embedding.weight.T
+        return self._finish_all(gmf + mlp + self.predict.bias, users)
 
     @torch.no_grad()
     def load_pretrained(self, gmf: GMF, mlp: MLP, alpha: float = 0.5) -> None:
