@@ -232,7 +232,8 @@ def test_tuned_defaults_fill_only_unset_keys(monkeypatch):
 # --------------------------------------------------------------------------- refit on train + validation
 def test_refit_default_by_task_and_explicit_in_config():
     assert RunConfig(task="ranking").refit_enabled() is True
-    assert RunConfig(task="rating").refit_enabled() is False
+    assert RunConfig(task="rating").refit_enabled() is True
+    assert RunConfig(task="rating", defaults="estimator").refit_enabled() is False  # presets reproduce setups
     assert RunConfig(task="ranking", refit=False).refit_enabled() is False
     assert RunConfig(task="ranking").resolved().refit is True
     assert RunConfig.build(overrides={"task": "rating", "refit": "true"}).refit is True
@@ -266,6 +267,8 @@ def test_refit_model_is_a_fresh_fit_on_train_and_validation_for_the_best_epochs(
     np.testing.assert_allclose(loaded.predict(users, items), manual.predict(users, items), rtol=1e-5, atol=1e-6)
     diagnosis = json.loads((out / "diagnosis.json").read_text()) if (out / "diagnosis.json").exists() else {}
     assert not any("skipped" in n for n in diagnosis.get("notes", []))
+    if diagnosis:  # the report diagnoses the early-stopped model on the validation rows it never trained on
+        assert {"mode_effect", "baselines", "cold"} <= set(diagnosis["measurements"])
 
 
 def test_no_refit_keeps_the_early_stopped_model(csv):

@@ -47,6 +47,7 @@ class RunResult:
     run_dir: Path | None = None
     baselines: dict[str, Any] = field(default_factory=dict)
     checkpoint: Path | None = None  # the training checkpoint (RUN.in-progress/checkpoint while training)
+    measurements: dict[str, Any] | None = None  # diagnosis measurements of the early-stopped model (refit runs)
 
     def table(self) -> pd.DataFrame:
         """Metrics as a DataFrame: one row per model, columns `protocol/metric`."""
@@ -121,8 +122,10 @@ def train_run(
         est.set_params(checkpoint_dir=None, resume=False)
     history = getattr(est, "history_", None)
     history = history.copy() if isinstance(history, pd.DataFrame) else pd.DataFrame()
-    refit_info = None
+    refit_info, measurements = None, None
     if cfg.refit_enabled() and distributed.is_main():
+        if out_path is not None:  # the report diagnoses the early-stopped run whose history it shows
+            measurements = _measure_before_refit(est, split, resolved)
         est, refit_info = refit_estimator(est, split, cfg, say)
     if refit_info is not None:
         summary["refit"] = refit_info
@@ -145,7 +148,7 @@ def train_run(
 
     result = RunResult(config=resolved, metrics=metrics, history=history, estimator=est, split=split,
                        data_summary=summary, audit=audit, candidates=candidates, seconds=seconds,
-                       baselines=fitted_baselines, checkpoint=checkpoint)
+                       baselines=fitted_baselines, checkpoint=checkpoint, measurements=measurements)
     if out_path is not None:
         write_run_dir(result, out_path, overwrite=overwrite)
         result.run_dir = out_path
@@ -176,6 +179,10 @@ def write_run_dir(result: RunResult, path: Path, overwrite: bool = False) -> Pat
                               extra={"run": {"config": result.config.to_dict(), "metrics": result.metrics}})
         report = _report_writer()
         if report is not None:  # tests switch the report off through this seam
+            if result.measurements is not None:  # the report reuses measurements cached in diagnosis.json
+                from ncf.diagnosis.report import DIAGNOSIS
+
+                _write_json(tmp / DIAGNOSIS, {"measurements": result.measurements})
             report(tmp, location=str(path))
     return path
 
@@ -331,6 +338,19 @@ def refit_estimator(est, split, cfg: RunConfig, say: Log) -> tuple[Any, dict[str
     seconds = time.perf_counter() - t
     say(f"refit done in {seconds:.1f}s")
     return new, {"epochs": int(best), "train_rows": len(train_valid), "seconds": round(seconds, 3)}
+
+
+def _measure_before_refit(est, split, cfg: RunConfig) -> dict[str, Any] | None:
+    """Diagnosis measurements of the early-stopped model on its validation rows (None when they fail)."""
+    if split.valid is None or len(split.valid) == 0:
+        return None
+    try:
+        from ncf.diagnosis.measure import measure
+
+        names = [b for b in cfg.baseline_names() if b in ("bias", "global_mean", "pop")] or None
+        return measure(est, split.train, split.valid, names)
+    except Exception:  # noqa: BLE001 - measurements are optional; the report measures again or says why not
+        return None
 
 
 class _EpochPrinter:
