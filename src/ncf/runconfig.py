@@ -26,7 +26,8 @@ DEFAULT_SPLIT = {"rating": "random", "ranking": "loo"}
 # `defaults = "estimator"` (what a preset gets) turns them off.
 _RATING = {"l2": 0.05, "lr": 0.003, "batch_size": 1024, "epochs": 60, "patience": 4}
 TUNED_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
-    ("rating", "mf"): _RATING | {"factors": 128},
+    # MF: chosen on the inner 5% validation slice of each fold (mean val RMSE 0.9095 vs 0.9109 at lr 0.003, l2 0.05)
+    ("rating", "mf"): _RATING | {"factors": 128, "lr": 0.001, "epochs": 100, "l2": 0.065},
     ("rating", "gmf"): _RATING | {"factors": 64},
     ("rating", "mlp"): _RATING | {"layers": [64, 32, 16], "dropout": 0.2},
     ("rating", "neumf"): _RATING | {"factors": 32, "layers": [64, 32, 16], "dropout": 0.2},
