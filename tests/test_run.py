@@ -232,7 +232,8 @@ def test_tuned_defaults_fill_only_unset_keys(monkeypatch):
 # --------------------------------------------------------------------------- refit on train + validation
 def test_refit_default_by_task_and_explicit_in_config():
     assert RunConfig(task="ranking").refit_enabled() is True
-    assert RunConfig(task="rating").refit_enabled() is True
+    assert RunConfig(task="rating", model="mf").refit_enabled() is True
+    assert RunConfig(task="rating", model="neumf").refit_enabled() is False  # measured worse on validation
     assert RunConfig(task="rating", defaults="estimator").refit_enabled() is False  # presets reproduce setups
     assert RunConfig(task="ranking", refit=False).refit_enabled() is False
     assert RunConfig(task="ranking").resolved().refit is True
