@@ -49,6 +49,16 @@ def estimator(task: str, name: str, extra: dict[str, Any]):
     return build_estimator(cfg), cfg
 
 
+def _refit(est, cfg, valid, train_valid):
+    """ncf.run.refit_estimator on (valid, train + valid)."""
+    from types import SimpleNamespace
+
+    from ncf.run import refit_estimator
+
+    split = SimpleNamespace(valid=valid, train_valid=lambda: train_valid)
+    return refit_estimator(est, split, cfg, lambda _msg: None)[0]
+
+
 def rating(n_folds: int, extra: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from ncf.data.load import load_data
     from ncf.evaluation.protocols import evaluate_rating
@@ -64,23 +74,28 @@ def rating(n_folds: int, extra: dict[str, dict[str, Any]]) -> dict[str, Any]:
         for name in ("global_mean", "bias"):
             per.setdefault(name, []).append(evaluate_rating(REGISTRY[name]().fit(part.train), part.test))
         for name in RATING_MODELS:
-            est, _ = estimator("rating", name, extra)
+            est, cfg = estimator("rating", name, extra)
             t = time.perf_counter()
             est.fit(inner.train, inner.test)
-            m = evaluate_rating(est, part.test) | {"seconds": time.perf_counter() - t, "epochs": len(est.history_),
-                                                   "best_epoch": est.best_epoch_}
+            hist, best = est.history_, est.best_epoch_
+            if cfg.refit_enabled():  # as ncf train --refit: retrain on the whole training folds
+                est = _refit(est, cfg, inner.test, part.train)
+            m = evaluate_rating(est, part.test) | {"seconds": time.perf_counter() - t, "epochs": len(hist),
+                                                   "best_epoch": best, "val_rmse": float(hist["val_rmse"].iloc[best - 1]),
+                                                   "refit": cfg.refit_enabled()}
             per.setdefault(name, []).append(m)
             params[name] = est.get_params()
         print(f"  fold {fold + 1}/{n_folds}: " + ", ".join(f"{k} {v[-1]['rmse']:.4f}" for k, v in per.items()), flush=True)
     rows = []
     for name, runs in per.items():
         rmse = [r["rmse"] for r in runs]
-        rows.append({"model": name, "rmse": statistics.mean(rmse), "rmse_sd": statistics.stdev(rmse) if len(rmse) > 1 else 0.0,
+        val = [r["val_rmse"] for r in runs if "val_rmse" in r]
+        rows.append({"model": name, "val_rmse": statistics.mean(val) if val else None, "rmse": statistics.mean(rmse), "rmse_sd": statistics.stdev(rmse) if len(rmse) > 1 else 0.0,
                      "mae": statistics.mean(r["mae"] for r in runs),
                      "seconds/fold": statistics.mean(r.get("seconds", 0.0) for r in runs) or None,
                      "target": {"mf": "<= 0.910", "neumf": "<= 0.915"}.get(name, "")})
     print(f"\nrating, ml-100k, {n_folds}-fold CV (same folds for all):")
-    print(table(rows, ["model", "rmse", "rmse_sd", "mae", "seconds/fold", "target"]))
+    print(table(rows, ["model", "val_rmse", "rmse", "rmse_sd", "mae", "seconds/fold", "target"]))
     return {"folds": n_folds, "per_fold": per, "summary": rows, "params": params}
 
 
@@ -101,11 +116,16 @@ def ranking(extra: dict[str, dict[str, Any]]) -> dict[str, Any]:
               f"({seconds:.0f}s)", flush=True)
 
     for name in RANKING_MODELS:
-        est, _ = estimator("ranking", name, extra)
+        est, cfg = estimator("ranking", name, extra)
         t = time.perf_counter()
         est.fit(split.train, split.valid)
         params[name] = est.get_params()
-        score(name, est, time.perf_counter() - t, f"best epoch {est.best_epoch_} of {len(est.history_)}")
+        best = est.best_epoch_
+        note = f"best epoch {best} of {len(est.history_)}, val HR@10 {est.history_['val_hr@10'].iloc[best - 1]:.4f}"
+        if cfg.refit_enabled():  # ncf train's ranking default: retrain on train + validation for `best` epochs
+            est = _refit(est, cfg, split.valid, split.train_valid())
+            note += "; refit on train + valid"
+        score(name, est, time.perf_counter() - t, note)
     for name in ("ease", "pop"):
         t = time.perf_counter()
         est = REGISTRY[name]().fit(split.train_valid())
