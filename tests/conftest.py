@@ -42,3 +42,16 @@ def ml100k():
         return load_data("ml-100k")
     except DownloadError as exc:  # pragma: no cover - offline machines
         pytest.skip(f"ml-100k unavailable: {exc}")
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run the real CLI in-process; returns (exit code, stdout, stderr)."""
+    from ncf.cli import main
+
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ncf.cli import main
+from tests.conftest import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "movielens"
 HEAD = "userId,movieId,rating,timestamp"
@@ -70,16 +70,6 @@ def mutated(tmp: Path, row: int, col: int, value) -> str:
 
 def train(data: str, tmp: Path, *extra: str) -> list[str]:
     return ["train", "--data", data, "--out", str(tmp / "run"), *FAST, *extra]
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:

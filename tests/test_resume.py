@@ -18,7 +18,7 @@ from safetensors.numpy import load_file
 
 from ncf.cli import main
 from ncf.training import read_checkpoint
-from tests.conftest import make_lowrank
+from tests.conftest import make_lowrank, run_cli
 
 TIMING = ("seconds", "samples_per_s")
 
@@ -35,16 +35,6 @@ def flags(data: Path, epochs: int) -> list[str]:
             "--epochs", str(epochs), "--batch-size", "256", "--n-negatives", "2", "--lr", "0.01", "--lr-schedule",
             "cosine", "--patience", "10", "--n-candidates", "20", "--baselines", "pop", "--seed", "7",
             "--threads", "1"]
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_identical(run: Path, ref: Path) -> None:
