@@ -339,5 +339,7 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, threads:
     # fail fast, as a one-line CLI error, if the bundle cannot be loaded
     recommender = Recommender.from_path(model, cold_start=cold_start, max_k=max_k)
     app = create_app(recommender, max_k=max_k, max_body=max_body, threads=threads, precompute=precompute)
+    # idle keep-alive connections are closed after 5 s; past 1024 open connections new ones get a 503 at once
+    # instead of queueing without bound
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, http="auto",
-                lifespan="on", timeout_graceful_shutdown=5)
+                lifespan="on", timeout_graceful_shutdown=5, timeout_keep_alive=5, limit_concurrency=1024)
