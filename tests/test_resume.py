@@ -218,8 +218,11 @@ def test_a_leftover_in_progress_run_is_not_silently_discarded(small_data, tmp_pa
 def _start(args: list[str], cwd: Path, tag: str) -> tuple[subprocess.Popen, Path]:
     log = cwd / f"{tag}.err"
     env = {k: v for k, v in os.environ.items() if k != "NCF_DEBUG"}
+    # a shell that starts CI in the background ignores SIGINT, and children inherit that: restore the default
+    # so that Python turns SIGINT into KeyboardInterrupt as it does in a terminal
     proc = subprocess.Popen([sys.executable, "-m", "ncf", "train", *args], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return proc, log
 
 
