@@ -55,3 +55,30 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
         code = exc.code if isinstance(exc.code, int) else 1
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def fit_crash_resume(estimator_cls, kw: dict, train, valid, monkeypatch, crash_epoch: int = 2):
+    """Fit once uninterrupted (own checkpoint dir), once crashing after `crash_epoch`'s checkpoint, then resume.
+
+    Returns (uninterrupted, resumed) estimators; the global torch seed is changed before the resume so that
+    everything must come from the checkpoint.
+    """
+    import torch
+
+    import ncf.models.ncf_estimator as mod
+
+    full = estimator_cls(**(kw | {"checkpoint_dir": kw["checkpoint_dir"] + "-full"})).fit(train, valid)
+    real = mod.save_checkpoint
+
+    def crash_after(trainer, directory, extra=None):
+        real(trainer, directory, extra)
+        if trainer.epoch == crash_epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(mod, "save_checkpoint", crash_after)
+    with pytest.raises(KeyboardInterrupt):
+        estimator_cls(**kw).fit(train, valid)
+    monkeypatch.setattr(mod, "save_checkpoint", real)
+    torch.manual_seed(123)
+    resumed = estimator_cls(**kw, resume=True).fit(train, valid)
+    return full, resumed

@@ -14,7 +14,7 @@ from ncf.models import REGISTRY
 from ncf.models.ncf_estimator import GMFEstimator, MLPEstimator, NeuMFEstimator, local_candidates, rank_metrics
 from ncf.sampling import eval_candidates, positive_keys
 from ncf.split import split_data
-from tests.conftest import make_lowrank
+from tests.conftest import fit_crash_resume, make_lowrank
 
 SMALL = {"mf": {"factors": 8}, "gmf": {"factors": 8}, "mlp": {"layers": [16, 8]},
          "neumf": {"factors": 8, "layers": [16, 8]}}
@@ -206,23 +206,9 @@ def test_pretrain_option_records_stage_histories(loo):
 
 
 def test_resume_after_crash_is_bit_identical(tmp_path, loo, monkeypatch):
-    import ncf.models.ncf_estimator as mod
-
     kw = {"factors": 8, "layers": [16, 8], "epochs": 4, "dropout": 0.1, "lr_schedule": "cosine",
           "val_candidates": 20, "checkpoint_dir": str(tmp_path / "ck")}
-    full = NeuMFEstimator(**(kw | {"checkpoint_dir": str(tmp_path / "full")})).fit(loo.train, loo.valid)
-    real = mod.save_checkpoint
-
-    def crash_after_two(trainer, directory, extra=None):
-        real(trainer, directory, extra)
-        if trainer.epoch == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(mod, "save_checkpoint", crash_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        NeuMFEstimator(**kw).fit(loo.train, loo.valid)
-    monkeypatch.setattr(mod, "save_checkpoint", real)
-    resumed = NeuMFEstimator(**kw, resume=True).fit(loo.train, loo.valid)
+    full, resumed = fit_crash_resume(NeuMFEstimator, kw, loo.train, loo.valid, monkeypatch)
     for (k, a), (_, b) in zip(full.module_.state_dict().items(), resumed.module_.state_dict().items()):
         assert torch.equal(a, b), k
     cols = ["train_loss", "train_loss_eval", "val_loss", "val_hr@10", "val_ndcg@10"]

