@@ -98,3 +98,25 @@ def test_embedding_sq_norm_counts_batch_rows():
     u, i = torch.tensor([1, 1]), torch.tensor([2, 4])
     expect = 2 * m.user_embedding.weight[1].pow(2).sum() + m.item_embedding.weight[[2, 4]].pow(2).sum()
     torch.testing.assert_close(m.embedding_sq_norm(u, i), expect)
+
+
+@pytest.mark.parametrize("kind,kw", [("mf", {}), ("gmf", {"biases": True}), ("mlp", {"batch_norm": True}),
+                                     ("neumf", {"biases": True, "batch_norm": True, "output_activation": "relu"})])
+def test_grouped_scores_equal_pairwise_with_gradients(kind, kw):
+    """forward(users (B,), items (B, m)) equals forward on the repeated pairs, in train mode, gradients too."""
+    torch.manual_seed(0)
+    a = build_module(kind, 7, 11, **kw)
+    for p in a.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    b = build_module(kind, 7, 11, **kw)
+    b.load_state_dict(a.state_dict())
+    users, items = torch.tensor([0, 3, 6, 3]), torch.randint(0, 11, (4, 5))
+    grouped = a(users, items)
+    flat = b(users.repeat_interleave(5), items.reshape(-1)).view(4, 5)
+    assert grouped.shape == (4, 5)
+    torch.testing.assert_close(grouped, flat, rtol=1e-5, atol=1e-5)
+    (grouped * torch.arange(20.0).view(4, 5)).sum().backward()
+    (flat * torch.arange(20.0).view(4, 5)).sum().backward()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pa.grad, pb.grad, rtol=1e-4, atol=1e-5, msg=name)
+    assert a.eval()(torch.tensor([2]), torch.tensor([[4]])).shape == (1, 1)  # batch-norm needs eval for one row

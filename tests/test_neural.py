@@ -58,6 +58,19 @@ def test_ranking_recovers_planted_structure(loo, name):
     assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
 
 
+@pytest.mark.parametrize("name", ["mf", "neumf"])
+def test_softmax_loss_recovers_planted_structure(loo, name):
+    """Sampled softmax (rows = a positive with its 8 negatives) learns the planted structure as well."""
+    cands = eval_candidates(loo.test, loo.all_keys(), n=50, seed=0).astype(np.int64)
+    pop = loo.train.item_counts().astype(float)
+    pop_hr = rank_metrics(pop[loo.test.item_ids], pop[cands], 10)["hr"]
+    est = REGISTRY[name](**SMALL[name], **(FAST | {"batch_size": 64}), loss="softmax", n_negatives=8).fit(loo.train, loo.valid)
+    assert _hr(est, loo.test, cands) > pop_hr + 0.12
+    h = est.history_
+    assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0] < np.log(9) + 0.05  # starts near log(1 + k)
+    assert np.isfinite(h["val_loss"]).all() and np.isfinite(h["train_loss_eval"]).all()
+
+
 @pytest.mark.parametrize("name", ["mf", "gmf", "mlp", "neumf"])
 def test_rating_beats_global_mean(rsplit, name):
     est = REGISTRY[name](task="rating", **SMALL[name], epochs=10, batch_size=256, lr=0.01, l2=1e-4)
@@ -87,6 +100,7 @@ def test_minmax_relu_mirrors_keras_seed(rsplit):
 BASE = {"factors": 8, "layers": [16, 8], "epochs": 2, "batch_size": 512, "lr": 0.01, "val_candidates": 30}
 CHANGES = [("factors", 4), ("layers", [16, 4]), ("dropout", 0.3), ("batch_norm", True), ("pretrain", True),
            ("alpha", 0.9, {"pretrain": True}), ("biases", True), ("output_activation", "relu"), ("loss", "bpr"),
+           ("loss", "softmax"),
            ("lr", 0.003), ("optimizer", "sgd"), ("optimizer", "adagrad"), ("optimizer", "adamw", {"weight_decay": 0.1}),
            ("weight_decay", 0.01), ("l2", 0.01), ("lr_schedule", "none"), ("lr_schedule", "step", {"epochs": 3}),
            ("epochs", 3), ("batch_size", 100), ("n_negatives", 2), ("positive_threshold", 4.0), ("seed", 1),

@@ -22,6 +22,10 @@ def test_losses_match_hand_computed_values():
     z, y = torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0])
     assert float(losses.bce(z, y)) == pytest.approx((math.log(2) + math.log(1 + math.e ** 2)) / 2, rel=1e-6)
     assert float(losses.bpr(torch.tensor([1.0]), torch.tensor([1.0]))) == pytest.approx(math.log(2))
+    # sampled softmax: row 1 ties with 3 negatives -> log 4; row 2: 2 vs one negative at 0 -> log(1 + e^-2)
+    pos, neg = torch.tensor([0.0, 2.0]), torch.tensor([[0.0, 0.0, 0.0], [0.0, -1e9, -1e9]])
+    assert float(losses.softmax(pos, neg)) == pytest.approx((math.log(4) + math.log(1 + math.e ** -2)) / 2, rel=1e-6)
+    assert losses.get_loss("softmax", "ranking") is losses.softmax
     with pytest.raises(UsageError):
         losses.get_loss("bce", "rating")
 

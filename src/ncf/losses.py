@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from ncf.errors import UsageError
 
 RATING_LOSSES = ("mse", "mae", "huber")
-RANKING_LOSSES = ("bce", "bpr")
+RANKING_LOSSES = ("bce", "bpr", "softmax")
 
 
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -38,9 +38,16 @@ def bpr(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     return -F.logsigmoid(pos - neg).mean()
 
 
+def softmax(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """Sampled softmax: mean over positives of -log softmax of the positive's score among itself and its
+    k sampled negatives (pos (B,), neg (B, k))."""
+    logits = torch.cat([pos.view(-1, 1), neg.view(len(pos), -1)], dim=1)
+    return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
+
+
 def get_loss(name: str, task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The loss function registered under `name` for `task` ("rating" or "ranking")."""
-    table = {"mse": mse, "mae": mae, "huber": huber} if task == "rating" else {"bce": bce, "bpr": bpr}
+    table = {"mse": mse, "mae": mae, "huber": huber} if task == "rating" else {"bce": bce, "bpr": bpr, "softmax": softmax}
     if name not in table:
         raise UsageError(f"loss '{name}' is not available for task '{task}'", f"use one of: {', '.join(table)}")
     return table[name]

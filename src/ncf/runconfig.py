@@ -84,8 +84,8 @@ class RunConfig(Config):
     biases: bool | None = Field(None, description="user/item bias terms (default: on for rating and MF)")
     output: Literal["none", "linear", "relu"] | None = Field(None, description="output activation: none (= linear) or relu")
     target_scaling: Literal["center", "minmax"] | None = Field(None, description="rating targets: center (minus mean) or minmax to [0,1]")
-    loss: Literal["mse", "mae", "huber", "bce", "bpr"] | None = Field(
-        None, description="mse|mae|huber (rating), bce|bpr (ranking) [default: mse / bce]")
+    loss: Literal["mse", "mae", "huber", "bce", "bpr", "softmax"] | None = Field(
+        None, description="mse|mae|huber (rating), bce|bpr|softmax (ranking) [default: mse / bce]")
     optimizer: Literal["adam", "adamw", "sgd", "adagrad"] | None = Field(None, description="adam | adamw | sgd | adagrad")
     lr: float | None = Field(None, gt=0, le=10, description="learning rate")
     lr_schedule: Literal["none", "cosine", "step"] | None = Field(None, description="none | cosine | step")

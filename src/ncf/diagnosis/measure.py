@@ -58,7 +58,7 @@ def mode_effect(est, train: Interactions, rows: int = MODE_EFFECT_ROWS, batch_si
         u = train.user_ids[sel].astype(np.int64)
         i = train.item_ids[sel].astype(np.int64)
         y = est._scale(train.ratings[sel])
-        bpr = False
+        bpr = grouped = False
     else:
         from ncf.sampling import positive_keys, sample_negatives
 
@@ -69,7 +69,10 @@ def mode_effect(est, train: Interactions, rows: int = MODE_EFFECT_ROWS, batch_si
         pu, pi = pu[sel], pi[sel]
         neg = sample_negatives(pu, train.n_items, positive_keys(train.csr()), k, rng).astype(np.int64)
         bpr = est._loss_name() == "bpr"
-        if bpr:
+        grouped = est._loss_name() == "softmax"
+        if grouped:  # one row per positive: (user, positive, its k negatives)
+            u, i, y = pu, pi, neg
+        elif bpr:
             u, i, y = np.repeat(pu, k), np.repeat(pi, k), neg.reshape(-1)  # y: the negative item
         else:
             u = np.concatenate([pu, np.repeat(pu, k)])
@@ -83,6 +86,9 @@ def mode_effect(est, train: Interactions, rows: int = MODE_EFFECT_ROWS, batch_si
 
     def batch_loss(s: int) -> float:
         bu, bi, by = tu[s:s + bs], ti[s:s + bs], ty[s:s + bs]
+        if grouped:
+            sc = module(bu, torch.cat([bi[:, None], by], dim=1))
+            return float(loss_fn(sc[:, 0], sc[:, 1:])) * len(bu)
         if bpr:
             sc = module(torch.cat([bu, bu]), torch.cat([bi, by]))
             return float(loss_fn(sc[:len(bu)], sc[len(bu):])) * len(bu)

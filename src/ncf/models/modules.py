@@ -1,6 +1,8 @@
 """Torch modules of the NCF family (He et al. 2017) and matrix factorisation. They only compute scores.
 
-Every module maps int64 tensors `users`, `items` of shape (B,) to scores of shape (B,), also for B = 1.
+Every module maps int64 tensors `users`, `items` of shape (B,) to scores of shape (B,), also for B = 1;
+items of shape (B, m) give (B, m) scores (`score_groups`: user b against each of its m items, the user-side
+work done once per row), so that DistributedDataParallel, which wraps only forward, sees grouped losses.
 Initialisation: embeddings normal(0, 0.01) as in the paper; hidden linear layers Kaiming-uniform (ReLU),
 prediction layers Xavier-uniform; all linear biases zero. Optional per-user/per-item bias terms (zero
 init) are added before the output activation ("none" = linear/logits, "relu" = the seed Keras model).
@@ -60,6 +62,12 @@ class ScoreModule(nn.Module):
             raw = raw + self.user_bias(users).view(-1) + self.item_bias(items).view(-1)
         return torch.relu(raw) if self.output_activation == "relu" else raw
 
+    def _finish_groups(self, raw: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """raw (B, m) + biases, then the output activation."""
+        if self.user_bias is not None:
+            raw = raw + self.user_bias(users) + self.item_bias(items).squeeze(-1)
+        return torch.relu(raw) if self.output_activation == "relu" else raw
+
     def _finish_all(self, raw: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
         """raw (B, n_items) + biases, then the output activation."""
         if self.user_bias is not None:
@@ -74,6 +82,12 @@ class ScoreModule(nn.Module):
                 idx = users if "user" in name else items
                 total = total + mod(idx).pow(2).sum()
         return total
+
+    def score_groups(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of items (B, m) for users (B,): row b scores user b against each of its m items, (B, m).
+        Equal to forward on the repeated pairs (train or eval mode); subclasses share the user-side work."""
+        b, m = items.shape
+        return self(users.repeat_interleave(m), items.reshape(-1)).view(b, m)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         """Scores of every item for each user: (len(users), n_items). Pairwise fallback."""
@@ -94,8 +108,14 @@ class MF(ScoreModule):
         self.global_bias = nn.Parameter(torch.zeros(1))
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        if items.dim() == 2:
+            return self.score_groups(users, items)
         raw = (self.user_embedding(users) * self.item_embedding(items)).sum(dim=1) + self.global_bias
         return self._finish(raw, users, items)
+
+    def score_groups(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        raw = (self.user_embedding(users)[:, None, :] * self.item_embedding(items)).sum(dim=2) + self.global_bias
+        return self._finish_groups(raw, users, items)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         raw = self.user_embedding(users) @ self.item_embedding.weight.T + self.global_bias
@@ -117,7 +137,13 @@ class GMF(ScoreModule):
         return self.user_embedding(users) * self.item_embedding(items)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        if items.dim() == 2:
+            return self.score_groups(users, items)
         return self._finish(self.predict(self.features(users, items)).view(-1), users, items)
+
+    def score_groups(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        h = self.user_embedding(users)[:, None, :] * self.item_embedding(items)
+        return self._finish_groups(self.predict(h).squeeze(-1), users, items)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         weighted = self.user_embedding(users) * self.predict.weight  # (B, f) * (1, f)
@@ -169,6 +195,22 @@ def _tower_all(tower: nn.Sequential, user_emb: torch.Tensor, item_table: torch.T
     return out
 
 
+def _tower_groups(tower: nn.Sequential, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
+    """tower([u_b; i_bj]) for users (B, d) and their items (B, m, d): (B, m, out). The first Linear is split
+    (W_u u + b computed once per user); the other layers run on the (B * m) pairs, so dropout and
+    batch-norm behave as in forward."""
+    b, m, d = item_emb.shape
+    if len(tower) == 0 or not isinstance(tower[0], nn.Linear):
+        h = torch.cat([user_emb[:, None, :].expand(b, m, d), item_emb], dim=2).reshape(b * m, 2 * d)
+        return tower(h).view(b, m, -1)
+    first = tower[0]
+    h = torch.addmm(first.bias, user_emb, first.weight[:, :d].T)[:, None, :] + item_emb @ first.weight[:, d:].T
+    h = h.reshape(b * m, -1)
+    for mod in tower[1:]:
+        h = mod(h)
+    return h.view(b, m, -1)
+
+
 def _check_layers(layers) -> tuple[int, ...]:
     layers = tuple(int(x) for x in layers)
     if len(layers) < 1 or layers[0] < 2 or layers[0] % 2 or min(layers) < 1:
@@ -195,7 +237,13 @@ class MLP(ScoreModule):
         return self.tower(torch.cat([self.user_embedding(users), self.item_embedding(items)], dim=1))
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        if items.dim() == 2:
+            return self.score_groups(users, items)
         return self._finish(self.predict(self.features(users, items)).view(-1), users, items)
+
+    def score_groups(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        h = _tower_groups(self.tower, self.user_embedding(users), self.item_embedding(items))
+        return self._finish_groups(self.predict(h).squeeze(-1), users, items)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         """Factorised first layer (see _tower_all) in eval mode; the pairwise fallback in train mode."""
@@ -222,9 +270,16 @@ class NeuMF(ScoreModule):
         self.predict = _predict_layer(factors + layers[-1])
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        if items.dim() == 2:
+            return self.score_groups(users, items)
         g = self.gmf_user_embedding(users) * self.gmf_item_embedding(items)
         m = self.tower(torch.cat([self.mlp_user_embedding(users), self.mlp_item_embedding(items)], dim=1))
         return self._finish(self.predict(torch.cat([g, m], dim=1)).view(-1), users, items)
+
+    def score_groups(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        g = self.gmf_user_embedding(users)[:, None, :] * self.gmf_item_embedding(items)
+        m = _tower_groups(self.tower, self.mlp_user_embedding(users), self.mlp_item_embedding(items))
+        return self._finish_groups(self.predict(torch.cat([g, m], dim=2)).squeeze(-1), users, items)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         """GMF part as a matrix product, MLP part with a factorised first layer (eval mode; pairwise in train)."""

@@ -5,8 +5,9 @@ task="rating": regression on the original scale. Targets are centred on the glob
 script); predictions are mapped back and clipped to the rating scale. Losses: mse, mae, huber.
 
 task="ranking": every training interaction (or only ratings >= positive_threshold) is a positive; BCE
-with `n_negatives` uniform negatives per positive redrawn every epoch, or BPR (one pair per negative).
-Negatives never hit an item the user interacted with in train. Scores are logits.
+with `n_negatives` uniform negatives per positive redrawn every epoch, BPR (one pair per negative), or a
+sampled softmax (each positive against its own negatives; a training row is then a positive with its
+`n_negatives` negatives). Negatives never hit an item the user interacted with in train. Scores are logits.
 
 History (`history_`, see docs/CONTRACTS.md): `train_loss` is the mean data loss over the epoch's batches
 in train mode (what Keras prints; the L2 penalty is not included); `train_loss_eval` is the same loss as
@@ -296,6 +297,7 @@ class NeuralEstimator(Estimator):
         if len(pu_np) == 0:
             raise DataError("no positives in the training data", "lower positive_threshold")
         bpr = self._loss_name() == "bpr"
+        grouped = self._loss_name() == "softmax"  # rows: (user, positive, its k negatives)
         # epoch tensors: int32 ids, uint8 labels (converted per batch); nothing repeated kept between epochs
         pu32, pi32 = pu_np.astype(np.int32), pi_np.astype(np.int32)
         n_tp = len(pu32)
@@ -304,6 +306,8 @@ class NeuralEstimator(Estimator):
 
         def make_epoch(rng):
             neg = sample_negatives(pu_np, n_items, keys, k, rng)  # (n_tp, k) int32
+            if grouped:
+                return torch.from_numpy(pu32), torch.from_numpy(pi32), torch.from_numpy(neg)
             if bpr:
                 return (torch.from_numpy(np.repeat(pu32, k)), torch.from_numpy(np.repeat(pi32, k)),
                         torch.from_numpy(neg.reshape(-1)))
@@ -315,6 +319,14 @@ class NeuralEstimator(Estimator):
             return torch.from_numpy(np.tile(pu32, 1 + k)), torch.from_numpy(items), labels
 
         def loss_step(module, batch):
+            if grouped:
+                bu, bp, bn = (t.long() for t in batch)
+                scores = module(bu, torch.cat([bp[:, None], bn], dim=1))  # (B, 1 + k)
+                data = loss_fn(scores[:, 0], scores[:, 1:])
+                if l2 > 0:
+                    reg = module.embedding_sq_norm(bu, bp) + module.embedding_sq_norm(bu[:0], bn.reshape(-1))
+                    return data, data + l2 * reg / len(bu)
+                return data, data
             if bpr:
                 bu, bp, bn = (t.long() for t in batch)
                 scores = module(torch.cat([bu, bu]), torch.cat([bp, bn]))
@@ -332,6 +344,9 @@ class NeuralEstimator(Estimator):
         def fixed_loss(module, users, items, negs):
             """The loss on positives (users, items) and fixed negatives (len, k), as in training."""
             n = len(users)
+            if grouped:
+                s = torch.cat([self._forward(module, users, items[:, None]), self._forward(module, users, negs)], dim=1)
+                return float(loss_fn(s[:, 0], s[:, 1:]))
             if bpr:
                 uu = users.repeat_interleave(negs.shape[1])
                 s = self._forward(module, torch.cat([uu, uu]), torch.cat([items.repeat_interleave(negs.shape[1]),
@@ -384,11 +399,11 @@ class NeuralEstimator(Estimator):
 
     @staticmethod
     def _forward(module, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Scores in chunks (no grad is the caller's business)."""
-        if len(users) <= SCORE_PAIRS:
+        """Scores in chunks (no grad is the caller's business); items (B,) or (B, m) as in forward."""
+        rows = max(1, SCORE_PAIRS // (items.shape[1] if items.dim() == 2 else 1))
+        if len(users) <= rows:
             return module(users, items)
-        return torch.cat([module(users[s:s + SCORE_PAIRS], items[s:s + SCORE_PAIRS])
-                          for s in range(0, len(users), SCORE_PAIRS)])
+        return torch.cat([module(users[s:s + rows], items[s:s + rows]) for s in range(0, len(users), rows)])
 
     # ------------------------------------------------------------------ predict
     def _device(self) -> torch.device:
@@ -469,7 +484,8 @@ class NeuralEstimator(Estimator):
 _COMMON_DOC = """
     Common hyperparameters: task ("ranking"|"rating"), biases (user/item bias terms; None = on for rating
     and MF), output_activation ("none"|"relu"), loss (None = mse for rating, bce for ranking; also mae,
-    huber / bpr), lr, optimizer (adam|adamw|sgd|adagrad), weight_decay, l2 (on the embedding rows of each
+    huber / bpr, softmax: sampled softmax of each positive against its n_negatives; batch_size then counts
+    positives), lr, optimizer (adam|adamw|sgd|adagrad), weight_decay, l2 (on the embedding rows of each
     batch), lr_schedule (none|cosine|step), epochs, batch_size, n_negatives (per positive, redrawn each
     epoch), positive_threshold (ranking from ratings: rating >= threshold is a positive), target_scaling
     (center|minmax, rating task), early_stopping ("auto" = val_ndcg@K / val_rmse, a history column, or
