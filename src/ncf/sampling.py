@@ -10,6 +10,8 @@ from ncf.errors import DataError
 
 _BITMAP_MAX = 1 << 26  # entries (bytes) of the dense user x item bitmap used by is_positive
 _CHECK_CHUNK = 1 << 23  # sampled negatives checked against the positives per chunk (sample_negatives)
+_FILTER_BITS = 1 << 29  # bits (64 MB) of the key filter sample_negatives uses when the bitmap does not fit
+_FILTER_MIN_QUERIES = 1 << 22  # ... and it draws at least this many negatives
 
 
 class _RowUsers:
@@ -48,6 +50,32 @@ def is_positive(keys: np.ndarray, users: np.ndarray, items: np.ndarray, n_items:
     return keys[pos] == q
 
 
+class _KeyFilter:
+    """Exact membership in sorted positive keys for many queries when the dense bitmap does not fit.
+
+    A bit set over the low 29 bits of each key (64 MB) answers "certainly not a positive" for ~95% of the
+    queries at ML-25M size; only the rest are binary-searched. Same answers as `is_positive`, ~4x faster
+    (the binary search over 25M keys misses the cache on every probe)."""
+
+    def __init__(self, keys: np.ndarray, n_items: int) -> None:
+        self.keys, self.n_items, self.mask = keys, np.int64(n_items), np.int64(_FILTER_BITS - 1)
+        low = keys & self.mask
+        self.bits = np.zeros(_FILTER_BITS // 8, dtype=np.uint8)
+        np.bitwise_or.at(self.bits, low >> 3, np.left_shift(1, low & 7).astype(np.uint8))
+
+    def __call__(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        q = users.astype(np.int64) * self.n_items + items.astype(np.int64)
+        low = q & self.mask
+        maybe = np.flatnonzero((self.bits[low >> 3] >> (low & 7).astype(np.uint8)) & 1)
+        out = np.zeros(len(q), dtype=bool)
+        if len(maybe) and len(self.keys):
+            qm = q[maybe]
+            pos = np.searchsorted(self.keys, qm)
+            pos[pos == len(self.keys)] = len(self.keys) - 1
+            out[maybe] = self.keys[pos] == qm
+        return out
+
+
 def sample_negatives(
     users: np.ndarray,
     n_items: int,
@@ -68,8 +96,9 @@ def sample_negatives(
     # positives checked in chunks of rows (same result; bounded temporaries: ML-25M x 4 negatives would
     # otherwise hold ~4 GB of int64 query/position arrays at once)
     rows = max(1, _CHECK_CHUNK // max(k, 1))
-    bad = np.concatenate([np.flatnonzero(is_positive(keys, np.repeat(u64[r:r + rows], k), flat[r * k:(r + rows) * k],
-                                                     n_items)) + r * k
+    big = len(flat) >= _FILTER_MIN_QUERIES and len(keys) and int(keys[-1]) + 1 > _BITMAP_MAX
+    check = _KeyFilter(keys, n_items) if big else (lambda uu, ii: is_positive(keys, uu, ii, n_items))
+    bad = np.concatenate([np.flatnonzero(check(np.repeat(u64[r:r + rows], k), flat[r * k:(r + rows) * k])) + r * k
                           for r in range(0, len(users), rows)] or [np.zeros(0, dtype=np.int64)])
     flat_users = _RowUsers(u64, k)
     rounds = 0
@@ -79,7 +108,7 @@ def sample_negatives(
             raise DataError("could not draw negatives: some user has interacted with (almost) every item",
                             "remove such users or lower the number of negatives")
         flat[bad] = rng.integers(0, n_items, size=len(bad), dtype=np.int64)
-        still = is_positive(keys, flat_users[bad], flat[bad], n_items)
+        still = check(flat_users[bad], flat[bad])
         bad = bad[still]
     return out.astype(np.int32)
 
