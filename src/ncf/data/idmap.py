@@ -24,7 +24,7 @@ class IdMap:
         if arr.dtype.kind in "iu":
             arr = arr.astype(np.int64, copy=False)
         elif arr.dtype.kind in "OUS":
-            arr = arr.astype(str).astype(object)
+            arr = _str_objects(arr)
         elif arr.size == 0:
             arr = arr.astype(np.int64)
         else:
@@ -69,7 +69,7 @@ class IdMap:
                     except (TypeError, ValueError):
                         out[i] = v
                 return out
-        return arr.astype(str).astype(object)
+        return _str_objects(arr)
 
     def lookup(self, raw: Any) -> np.ndarray:
         """Inner ids for raw ids; -1 where unknown."""
@@ -119,3 +119,11 @@ class IdMap:
             col = pd.read_parquet(path)["raw_id"].to_numpy()
             return cls(col, kind=kind)
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _str_objects(arr: np.ndarray) -> np.ndarray:
+    """Ids as an object array of Python str. Object input goes through pandas (str() of each element), not
+    NumPy's fixed-width unicode dtype, which drops trailing NUL characters ('a\\x00' would become 'a')."""
+    if arr.dtype.kind == "O":
+        return np.asarray(pd.Series(arr, copy=False).astype(str), dtype=object)
+    return arr.astype(str).astype(object)
