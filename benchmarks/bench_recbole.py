@@ -86,14 +86,17 @@ def main() -> None:
             print(f"RecBole could not run here ({' '.join(str(exc).split())[:300]}); using the reference figure")
             theirs = dict(REFERENCE)
     mine = ours()
-    ratio = (mine["seconds_to_target"] / theirs["time_to_best_s"]
-             if mine.get("seconds_to_target") and theirs.get("time_to_best_s") else None)
+    refit = mine.get("refit") or {}
+    # the early-stopped run's own curve first; else the refit (ncf train's model: whole first run + refit epochs)
+    seconds = mine.get("seconds_to_target") or refit.get("seconds_to_target")
+    via = "early-stopped run" if mine.get("seconds_to_target") else "refit on train + valid"
+    ratio = seconds / theirs["time_to_best_s"] if seconds and theirs.get("time_to_best_s") else None
     rows = [
         {"system": "RecBole 1.2.1 NeuMF (to its best epoch)", "epochs": theirs.get("best_epoch"),
          "seconds": theirs.get("time_to_best_s"), "test_hr@10": theirs.get("test", {}).get("hit@10"),
          "source": theirs["source"]},
-        {"system": "ncf NeuMF defaults (to test HR@10 >= 0.66)", "epochs": mine.get("epochs_to_target"),
-         "seconds": mine.get("seconds_to_target"), "test_hr@10": mine.get("best_test_hr@10"),
+        {"system": f"ncf NeuMF defaults (to test HR@10 >= 0.66, {via})", "epochs": mine.get("epochs_to_target"),
+         "seconds": seconds, "test_hr@10": refit.get("test_hr@10") if via.startswith("refit") else mine.get("best_test_hr@10"),
          "source": mine["source"]},
     ]
     rows.append({"system": "ncf NeuMF defaults (to its best epoch)", "epochs": mine.get("best_epoch"),

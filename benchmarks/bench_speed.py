@@ -6,10 +6,13 @@
    - "tutorial": DataLoader(TensorDataset(users, items, labels), batch_size=256, shuffle=True), torch.optim.Adam,
      BCEWithLogitsLoss, the same NeuMF module (ncf.models.modules) on the same ml-100k LOO training data with
      4 negatives per positive (drawn before timing: generous to the tutorial);
-   - ours at our default settings (NeuMFEstimator(), whole epochs, negative sampling included in the time);
-   - ours at the tutorial's batch size (256).
-   Both use the same number of torch threads (--threads, default 1: our estimator's default).
-2. Time to quality: NeuMFEstimator() defaults on ml-100k leave-one-out, test HR@10 with 99 sampled
+   - ours at the default settings of `ncf train` (sampled softmax, 1024 positives x (1 + 20) items per
+     batch; whole epochs, negative sampling included in the time);
+   - ours with the estimator's BCE setup (batch 4096, 4 negatives) and at the tutorial's batch size and loss
+     (BCE, batch 256).
+   A sample is one scored (user, item) pair with its loss term: a softmax row of a positive and its 20
+   negatives counts 21. All use the same number of torch threads (--threads, default 1: our default here).
+2. Time to quality: the `ncf train` defaults on ml-100k leave-one-out, test HR@10 with 99 sampled
    candidates after every epoch (outside the clock); wall time = training + per-epoch validation
    (history_.seconds) until test HR@10 first reaches the target. Then, as `ncf train` does for ranking, a
    refit on train + validation for the validation-chosen epoch count (--no-refit skips it); its time to target
@@ -78,12 +81,22 @@ def tutorial_throughput(est, train, tensors, batch_size: int = 256, max_samples:
     return n / (time.perf_counter() - t)
 
 
+def train_defaults() -> dict:
+    """The NeuMF hyperparameters `ncf train` uses for top-K (ncf.runconfig.TUNED_DEFAULTS over the class's)."""
+    from ncf.run import build_estimator
+    from ncf.runconfig import RunConfig
+
+    params = build_estimator(RunConfig.build(overrides={"task": "ranking", "model": "neumf"})).get_params()
+    return {k: v for k, v in params.items() if k not in ("verbose", "checkpoint_dir", "resume", "threads")}
+
+
 def our_throughput(train, **params) -> float:
-    """Samples/s of NeuMFEstimator's training loop (one epoch, no validation)."""
+    """Scored (user, item) pairs per second of NeuMFEstimator's training loop (one epoch, no validation)."""
     from ncf.models.ncf_estimator import NeuMFEstimator
 
-    est = NeuMFEstimator(**(dict(epochs=1, early_stopping=None, threads=torch.get_num_threads()) | params)).fit(train)
-    return float(est.history_["samples_per_s"].median())
+    est = NeuMFEstimator(**(params | dict(epochs=1, early_stopping=None, threads=torch.get_num_threads()))).fit(train)
+    pairs_per_row = 1 + est.n_negatives if est._loss_name() == "softmax" else 1
+    return float(est.history_["samples_per_s"].median()) * pairs_per_row
 
 
 def time_to_target(split, cands, target: float, max_epochs: int | None = None, refit: bool = True,
@@ -97,7 +110,8 @@ def time_to_target(split, cands, target: float, max_epochs: int | None = None, r
     from ncf.evaluation.protocols import evaluate_sampled
     from ncf.models.ncf_estimator import NeuMFEstimator
 
-    est = NeuMFEstimator(**((dict(epochs=max_epochs) if max_epochs else {}) | params))
+    params = train_defaults() | params
+    est = NeuMFEstimator(**(params | (dict(epochs=max_epochs) if max_epochs else {})))
     curve: list[dict] = []
 
     def hook(trainer):
@@ -112,7 +126,7 @@ def time_to_target(split, cands, target: float, max_epochs: int | None = None, r
     out = _curve_summary(est, curve, target)
     if refit:  # the ranking default of `ncf train`: retrain on train + validation for the best epoch count
         t_first = float(np.sum([c["seconds"] for c in curve]))
-        ref = NeuMFEstimator(**(params | {"epochs": int(est.best_epoch_), "early_stopping": None}))
+        ref = NeuMFEstimator(**(params | {"epochs": int(est.best_epoch_), "early_stopping": None, "patience": None}))
         rcurve: list[dict] = []
 
         def rhook(trainer):
@@ -161,7 +175,8 @@ def main() -> None:
     from ncf.models.ncf_estimator import NeuMFEstimator
 
     data, split, cands = ml100k_loo()
-    defaults = NeuMFEstimator()
+    defaults = NeuMFEstimator(**train_defaults())
+    bce = {"loss": "bce", "n_negatives": 4, "batch_size": 4096, "lr": 0.01, "epochs": 6, "lr_schedule": "cosine"}
     print(f"ml-100k LOO: train {len(split.train):,}, test {len(split.test):,}; torch threads {torch.get_num_threads()}")
     results: dict = {"defaults": {k: v for k, v in defaults.get_params().items()}}
     previous = RESULTS / "speed.json"
@@ -169,22 +184,26 @@ def main() -> None:
         results["throughput"] = json.loads(previous.read_text()).get("throughput")
 
     if not args.skip_throughput:
-        tensors = training_arrays(split.train, defaults.n_negatives)
+        tensors = training_arrays(split.train, 4)
         small_train = split.train.subset(np.arange(len(split.train) // 4))  # ours at batch 256: a quarter epoch
-        runs: dict[str, list[float]] = {"tutorial_256": [], "ours_default": [], "ours_256": []}
+        runs: dict[str, list[float]] = {"tutorial_256": [], "ours_default": [], "ours_bce_4096": [], "ours_256": []}
         for rep in range(args.reps):
             runs["tutorial_256"].append(tutorial_throughput(defaults, split.train, tensors))
-            runs["ours_default"].append(our_throughput(split.train))
-            runs["ours_256"].append(our_throughput(small_train, batch_size=256))
+            runs["ours_default"].append(our_throughput(split.train, **train_defaults()))
+            runs["ours_bce_4096"].append(our_throughput(split.train, **(train_defaults() | bce)))
+            runs["ours_256"].append(our_throughput(small_train, **(train_defaults() | bce | {"batch_size": 256})))
             print(f"  rep {rep + 1}: " + ", ".join(f"{k} {v[-1] / 1e3:,.0f}k/s" for k, v in runs.items()))
         med = {k: statistics.median(v) for k, v in runs.items()}
         results["throughput"] = {"runs": runs, "median": med,
                                  "ratio_default": med["ours_default"] / med["tutorial_256"],
+                                 "ratio_bce_4096": med["ours_bce_4096"] / med["tutorial_256"],
                                  "ratio_equal_batch": med["ours_256"] / med["tutorial_256"]}
         rows = [{"loop": "PyTorch tutorial (DataLoader, batch 256)", "samples/s": med["tutorial_256"], "ratio": 1.0},
-                {"loop": f"ncf NeuMF, defaults (batch {defaults.batch_size})", "samples/s": med["ours_default"],
-                 "ratio": results["throughput"]["ratio_default"]},
-                {"loop": "ncf NeuMF, batch 256", "samples/s": med["ours_256"],
+                {"loop": f"ncf NeuMF, ncf train defaults (softmax, batch {defaults.batch_size} x 21)",
+                 "samples/s": med["ours_default"], "ratio": results["throughput"]["ratio_default"]},
+                {"loop": "ncf NeuMF, BCE, batch 4096", "samples/s": med["ours_bce_4096"],
+                 "ratio": results["throughput"]["ratio_bce_4096"]},
+                {"loop": "ncf NeuMF, BCE, batch 256", "samples/s": med["ours_256"],
                  "ratio": results["throughput"]["ratio_equal_batch"]}]
         print()
         print(table(rows))
