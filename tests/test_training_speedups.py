@@ -128,3 +128,4 @@ def test_key_filter_draws_the_same_negatives(monkeypatch):
     qu, qi = gen.integers(0, n_users, 20000), gen.integers(0, n_items, 20000)
     qu[:3000], qi[:3000] = keys[:3000] // n_items, keys[:3000] % n_items  # known positives
     assert np.array_equal(f(qu, qi), np.isin(qu.astype(np.int64) * n_items + qi, keys))
+

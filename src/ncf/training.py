@@ -189,6 +189,11 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int):
     raise UsageError(f"unknown lr_schedule '{name}'", f"use one of: {', '.join(SCHEDULES)}")
 
 
+def _permutation(n: int, generator: torch.Generator) -> torch.Tensor:
+    """The epoch's order: int32 rows where they fit (the same permutation as int64, half the memory)."""
+    return torch.randperm(n, generator=generator, dtype=torch.int32 if n < 2**31 else torch.int64)
+
+
 class Trainer:
     """Trains `module` for up to `epochs` epochs; `history` holds one dict per epoch.
 
@@ -273,8 +278,7 @@ class Trainer:
         self.epoch_rows = None  # the last epoch's order is not kept while this one is built
         tensors = [t.to(self.device, non_blocking=True) for t in self.make_epoch(self.rng)]
         n = len(tensors[0])
-        # int32 rows where they fit (the same permutation as int64, half the memory)
-        perm = torch.randperm(n, generator=self.generator, dtype=torch.int32 if n < 2**31 else torch.int64).to(self.device)
+        perm = _permutation(n, self.generator).to(self.device)
         if self.dist is not None:  # same permutation on every rank; rank r takes equal-sized slice r
             lo, hi = self.dist.shard(n)
             perm = perm[lo:hi]
