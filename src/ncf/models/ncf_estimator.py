@@ -36,7 +36,7 @@ from ncf.errors import BundleError, DataError, UsageError
 from ncf.models.base import Estimator, register
 from ncf.models.modules import GMF, MF, MLP, NeuMF, ScoreModule, build_module
 from ncf.sampling import positive_keys, sample_negatives
-from ncf.training import (Trainer, make_optimizer, make_scheduler, read_checkpoint, save_checkpoint,
+from ncf.training import (Trainer, auto_threads, make_optimizer, make_scheduler, read_checkpoint, save_checkpoint,
                           sparse_embeddings)
 
 TRAIN_EVAL_ROWS = 50_000
@@ -180,8 +180,10 @@ class NeuralEstimator(Estimator):
         self._remember_data(train)
         self.device_ = _distributed.local_device(resolve_device(self.device))
         old_threads = torch.get_num_threads()
-        # our ops are small: one thread avoids sync costs and collapses less when cores are shared (measured)
-        torch.set_num_threads(int(self.threads) if self.threads else 1)
+        # threads=None: 1 thread for small problems (sync costs more than it saves, measured), all cores for
+        # large tables or batches (ncf.training.auto_threads)
+        torch.set_num_threads(int(self.threads) if self.threads
+                              else auto_threads(self.n_users_ + self.n_items_, int(self.batch_size)))
         devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
         try:
             with torch.random.fork_rng(devices=devices):
@@ -491,7 +493,8 @@ _COMMON_DOC = """
     (center|minmax, rating task), early_stopping ("auto" = val_ndcg@K / val_rmse, a history column, or
     None), patience (epochs without improvement; best weights restored), seed, device (cpu|cuda|auto),
     eval_k, val_candidates, verbose (tqdm bar per epoch), checkpoint_dir (state saved each epoch), resume
-    (continue from checkpoint_dir), threads (torch threads during fit; None = 1, fastest for these small ops),
+    (continue from checkpoint_dir), threads (torch threads during fit; None = auto: 1 for small data, all
+    cores for users + items > 50k or batch >= 16384),
     amp (bf16 autocast of the training forward pass on CUDA; ignored on CPU), sparse (True|False|"auto":
     the embeddings' backward emits sparse gradients, summed into dense ones with index_add_ before the
     optimizer step: the same update, ~1.5-1.7x the samples/s at ML-25M size on CPU; "auto" = on when
