@@ -265,3 +265,11 @@ def test_rank_metrics_hand_computed():
     m = rank_metrics(pos, neg, 2)  # ranks 0, 2 (tie counts against), 2
     assert m["hr"] == pytest.approx(1 / 3)
     assert m["ndcg"] == pytest.approx(1 / 3)
+
+
+def test_samples_count_scored_pairs_for_every_loss():
+    """history_'s samples/s counts scored (user, item) pairs: a softmax row is 1 + k of them."""
+    assert NeuMFEstimator(loss="softmax", n_negatives=20)._pairs_per_row() == 21
+    assert NeuMFEstimator(loss="bpr", n_negatives=20)._pairs_per_row() == 2
+    assert NeuMFEstimator(n_negatives=20)._pairs_per_row() == 1
+    assert NeuMFEstimator(task="rating", n_negatives=20)._pairs_per_row() == 1

@@ -199,7 +199,9 @@ class Trainer:
 
     evaluate(module) (module already in eval mode, no grad) returns the end-of-epoch columns
     (`train_loss_eval`, `val_loss`, `val_*`). monitor/mode/patience drive early stopping on one of them;
-    the best weights are restored at the end when `restore_best`.
+    the best weights are restored at the end when `restore_best`. `samples_per_row`: scored (user, item)
+    pairs in one row of the epoch tensors (a softmax row of a positive and k negatives: 1 + k), so that
+    `samples_per_s` counts the same unit for every loss.
     """
 
     def __init__(
@@ -225,6 +227,7 @@ class Trainer:
         dist: Any = None,
         amp: bool = False,
         step_callbacks: Sequence[Callable[["Trainer"], None]] = (),
+        samples_per_row: int = 1,
     ) -> None:
         if epochs < 1:
             raise UsageError(f"epochs must be >= 1, got {epochs}", "pass a positive number of epochs")
@@ -233,6 +236,7 @@ class Trainer:
         self.module, self.optimizer, self.scheduler = module, optimizer, scheduler
         self.make_epoch, self.loss_step, self.evaluate = make_epoch, loss_step, evaluate
         self.epochs, self.batch_size = int(epochs), int(batch_size)
+        self.samples_per_row = int(samples_per_row)
         self.rng, self.generator = rng, generator
         self.monitor, self.mode, self.patience, self.restore_best = monitor, mode, patience, restore_best
         self.callbacks, self.verbose, self.device = list(callbacks), verbose, torch.device(device)
@@ -330,7 +334,7 @@ class Trainer:
             row.update(measured or {})
         row["lr"] = lr
         row["seconds"] = time.perf_counter() - t0
-        row["samples_per_s"] = n_seen / train_s if train_s > 0 else math.nan
+        row["samples_per_s"] = n_seen * self.samples_per_row / train_s if train_s > 0 else math.nan
         self.history.append(row)
         if bar is not None:
             shown = {k: f"{v:.4f}" for k, v in row.items() if k.startswith(("train_loss", "val_"))}

@@ -224,7 +224,7 @@ class NeuralEstimator(Estimator):
                           rng=rng, generator=gen, scheduler=scheduler, evaluate=evaluate, monitor=monitor, mode=mode,
                           patience=self.patience, restore_best=monitor is not None, callbacks=callbacks,
                           verbose=self.verbose and _distributed.is_main(), device=dev, dist=dist_ctx,
-                          amp=bool(getattr(self, "amp", False)))
+                          amp=bool(getattr(self, "amp", False)), samples_per_row=self._pairs_per_row())
         if self.resume and self.checkpoint_dir:
             found = read_checkpoint(self.checkpoint_dir)
             if found is not None:
@@ -242,6 +242,12 @@ class NeuralEstimator(Estimator):
 
     def _initial_module(self, train: Interactions, valid: Interactions | None) -> ScoreModule | None:
         return None
+
+    def _pairs_per_row(self) -> int:
+        """Scored (user, item) pairs per training row: 1 (rating, bce), 2 (bpr), 1 + n_negatives (softmax)."""
+        if self.task != "ranking":
+            return 1
+        return {"bpr": 2, "softmax": 1 + int(self.n_negatives)}.get(self._loss_name(), 1)
 
     def _sparse(self, dist_ctx: Any) -> bool:
         """Sparse embedding gradients (made dense by index_add_ before each step): sparse=True/False, or
