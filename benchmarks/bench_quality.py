@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import ml100k_loo, save, table  # noqa: E402
 
 RATING_MODELS = ("mf", "neumf")
-RANKING_MODELS = ("gmf", "mlp", "neumf", "neumf+bce", "neumf+pretrain", "mf", "mf+softmax")
-# NeuMF's `ncf train` default is the sampled softmax (ncf.runconfig.TUNED_DEFAULTS); "+bce" is the estimator's
-# own BCE setup (4 negatives, batch 4096, lr 0.01, cosine over 6 epochs), "+softmax" gives MF NeuMF's softmax setup
+RANKING_MODELS = ("gmf", "mlp", "neumf", "neumf+bce", "neumf+pretrain", "mf", "mf+bce")
+# NeuMF's and MF's `ncf train` default is the sampled softmax (ncf.runconfig.TUNED_DEFAULTS); "+bce" is the
+# estimator class's own BCE defaults (4 negatives, batch 4096; NeuMF lr 0.01 cosine over 6 epochs, MF lr 0.01 x 10)
 SOFTMAX = {"loss": "softmax", "n_negatives": 20, "batch_size": 1024, "lr": 0.005, "epochs": 10, "lr_schedule": "none"}
-BCE = {"loss": "bce", "n_negatives": 4, "batch_size": 4096, "lr": 0.01, "epochs": 6, "lr_schedule": "cosine"}
+BCE = {"defaults": "estimator", "refit": True}
 
 
 def _overrides(pairs: list[str]) -> dict[str, dict[str, Any]]:
