@@ -217,6 +217,30 @@ def test_pretrain_option_records_stage_histories(loo):
     n = NeuMFEstimator(factors=8, layers=[16, 8], epochs=2, pretrain=True, optimizer="sgd", lr=0.05,
                        val_candidates=20).fit(loo.train, loo.valid)
     assert set(n.pretrain_history_) == {"gmf", "mlp"} and len(n.pretrain_history_["gmf"]) == 2
+    for stage, best in zip(("gmf", "mlp"), n.pretrain_best_epochs_):
+        h = n.pretrain_history_[stage]
+        assert best == int(h["epoch"][h["val_ndcg@10"].idxmax()])
+
+
+def test_refit_of_pretrained_neumf_reuses_each_stage_best_epochs(loo):
+    """ncf train's refit trains the GMF and MLP stages for their own early-stopped epoch counts."""
+    from types import SimpleNamespace
+
+    from ncf.run import refit_estimator
+    from ncf.runconfig import RunConfig
+
+    cfg = RunConfig.build(overrides={"task": "ranking", "model": "neumf", "pretrain": True, "factors": 8,
+                                     "layers": [16, 8], "epochs": 4, "val_candidates": 20})
+    est = NeuMFEstimator(factors=8, layers=[16, 8], epochs=4, pretrain=True, val_candidates=20)
+    est.best_epoch_, est.pretrain_best_epochs_ = 2, [1, 3]  # as if fitted with validation
+    split = SimpleNamespace(valid=loo.valid, train_valid=lambda: loo.train.concat(loo.valid))
+    said: list[str] = []
+    new, info = refit_estimator(est, split, cfg, said.append)
+    assert new.pretrain_epochs == [1, 3] and info["epochs"] == 2 and len(new.history_) == 2
+    assert [len(new.pretrain_history_[s]) for s in ("gmf", "mlp")] == [1, 3]
+    assert any("GMF for 1 and MLP for 3" in line for line in said)
+    with pytest.raises(UsageError, match="pretrain_epochs"):
+        NeuMFEstimator(factors=8, layers=[16, 8], pretrain=True, pretrain_epochs=[2]).fit(loo.train)
 
 
 def test_resume_after_crash_is_bit_identical(tmp_path, loo, monkeypatch):

@@ -331,6 +331,10 @@ def refit_estimator(est, split, cfg: RunConfig, say: Log) -> tuple[Any, dict[str
         return est, None
     refit_cfg = RunConfig.from_dict(cfg.model_dump() | {"epochs": int(best), "patience": 0}, source="refit config")
     new = build_estimator(refit_cfg)
+    stages = getattr(est, "pretrain_best_epochs_", None)
+    if stages and "pretrain_epochs" in new.get_params():  # pretraining stages: their own early-stopped counts
+        new.set_params(pretrain_epochs=list(stages))
+        say(f"refit: pretraining GMF for {stages[0]} and MLP for {stages[1]} epochs (their early-stopped best)")
     train_valid = split.train_valid()
     say(f"refit: training from scratch on train + validation ({len(train_valid):,} rows) for {best} epochs")
     t = time.perf_counter()

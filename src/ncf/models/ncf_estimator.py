@@ -571,7 +571,9 @@ class MLPEstimator(NeuralEstimator):
 class NeuMFEstimator(NeuralEstimator):
     __doc__ = ("NeuMF: GMF + MLP with separate embeddings, joined by one predict layer (He et al. 2017). "
                "pretrain=True first trains GMF and MLP (Adam) and starts from their weights, the predict "
-               "layer blended by alpha; the NeuMF stage then uses `optimizer` (the paper: 'sgd')." + _COMMON_DOC)
+               "layer blended by alpha; the NeuMF stage then uses `optimizer` (the paper: 'sgd'). pretrain_epochs = "
+               "[GMF, MLP] epochs of those stages (None: `epochs`, each early-stopped on the validation data; "
+               "`pretrain_best_epochs_` records their best epochs, which the refit of `ncf train` reuses)." + _COMMON_DOC)
     kind = "neumf"
     # Defaults measured on ml-100k leave-one-out (99 sampled negatives, row-order ties), 2 shared cores:
     # GMF 16 + MLP [32, 16, 8], batch 4096, fused Adam lr 0.01, cosine over 6 epochs, 4 negatives:
@@ -581,7 +583,8 @@ class NeuMFEstimator(NeuralEstimator):
     # L2 1e-3 (0.631-0.634), user/item biases (0.650).
 
     def __init__(self, factors: int = 16, layers: tuple[int, ...] | list[int] = (32, 16, 8), dropout: float = 0.0,
-                 batch_norm: bool = False, pretrain: bool = False, alpha: float = 0.5, *, task: str = "ranking",
+                 batch_norm: bool = False, pretrain: bool = False, alpha: float = 0.5,
+                 pretrain_epochs: tuple[int, int] | list[int] | None = None, *, task: str = "ranking",
                  biases: bool | None = None, output_activation: str = "none", loss: str | None = None,
                  lr: float = 0.01, optimizer: str = "adam", weight_decay: float = 0.0, l2: float = 0.0,
                  lr_schedule: str = "cosine", epochs: int = 6, batch_size: int = 4096, n_negatives: int = 4,
@@ -614,10 +617,16 @@ class NeuMFEstimator(NeuralEstimator):
         if pre is None and self.pretrain:
             common = {k: v for k, v in self.get_params().items()
                       if k not in ("factors", "layers", "dropout", "batch_norm", "pretrain", "alpha", "checkpoint_dir",
-                                   "resume", "optimizer")}
-            g = GMFEstimator(factors=self.factors, **common).fit(train, valid)
-            m = MLPEstimator(layers=self.layers, dropout=self.dropout, batch_norm=self.batch_norm, **common).fit(train, valid)
+                                   "resume", "optimizer", "pretrain_epochs")}
+            stage_epochs = [int(e) for e in self.pretrain_epochs] if self.pretrain_epochs else [self.epochs] * 2
+            if len(stage_epochs) != 2 or min(stage_epochs) < 1:
+                raise UsageError(f"pretrain_epochs must be two positive epoch counts [GMF, MLP], got {self.pretrain_epochs}",
+                                 "pass e.g. pretrain_epochs=[6, 9] or leave it unset")
+            g = GMFEstimator(factors=self.factors, **(common | {"epochs": stage_epochs[0]})).fit(train, valid)
+            m = MLPEstimator(layers=self.layers, dropout=self.dropout, batch_norm=self.batch_norm,
+                             **(common | {"epochs": stage_epochs[1]})).fit(train, valid)
             self.pretrain_history_ = {"gmf": g.history_, "mlp": m.history_}
+            self.pretrain_best_epochs_ = [int(g.best_epoch_), int(m.best_epoch_)]
             pre = (g.module_, m.module_)
         if pre is None:
             return None
