@@ -57,15 +57,10 @@ class ScoreModule(nn.Module):
         self.item_bias = _zero_embedding(n_items) if biases else None
 
     def _finish(self, raw: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """raw (B,) + biases, then the output activation."""
+        """raw scores of users (B,) x items, (B,) or (B, m) like items, + biases, then the output activation."""
         if self.user_bias is not None:
-            raw = raw + self.user_bias(users).view(-1) + self.item_bias(items).view(-1)
-        return torch.relu(raw) if self.output_activation == "relu" else raw
-
-    def _finish_groups(self, raw: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """raw (B, m) + biases, then the output activation."""
-        if self.user_bias is not None:
-            raw = raw + self.user_bias(users) + self.item_bias(items).squeeze(-1)
+            user = self.user_bias(users).view(-1, *([1] * (raw.dim() - 1)))  # (B,) or (B, 1)
+            raw = raw + user + self.item_bias(items).view(raw.shape)
         return torch.relu(raw) if self.output_activation == "relu" else raw
 
     def _finish_all(self, raw: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
@@ -115,7 +110,7 @@ class MF(ScoreModule):
 
     def score_groups(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         raw = (self.user_embedding(users)[:, None, :] * self.item_embedding(items)).sum(dim=2) + self.global_bias
-        return self._finish_groups(raw, users, items)
+        return self._finish(raw, users, items)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         raw = self.user_embedding(users) @ self.item_embedding.weight.T + self.global_bias
@@ -143,7 +138,7 @@ class GMF(ScoreModule):
 
     def score_groups(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         h = self.user_embedding(users)[:, None, :] * self.item_embedding(items)
-        return self._finish_groups(self.predict(h).squeeze(-1), users, items)
+        return self._finish(self.predict(h).squeeze(-1), users, items)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         weighted = self.user_embedding(users) * self.predict.weight  # (B, f) * (1, f)
@@ -243,7 +238,7 @@ class MLP(ScoreModule):
 
     def score_groups(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         h = _tower_groups(self.tower, self.user_embedding(users), self.item_embedding(items))
-        return self._finish_groups(self.predict(h).squeeze(-1), users, items)
+        return self._finish(self.predict(h).squeeze(-1), users, items)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         """Factorised first layer (see _tower_all) in eval mode; the pairwise fallback in train mode."""
@@ -279,7 +274,7 @@ class NeuMF(ScoreModule):
     def score_groups(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         g = self.gmf_user_embedding(users)[:, None, :] * self.gmf_item_embedding(items)
         m = _tower_groups(self.tower, self.mlp_user_embedding(users), self.mlp_item_embedding(items))
-        return self._finish_groups(self.predict(torch.cat([g, m], dim=2)).squeeze(-1), users, items)
+        return self._finish(self.predict(torch.cat([g, m], dim=2)).squeeze(-1), users, items)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         """GMF part as a matrix product, MLP part with a factorised first layer (eval mode; pairwise in train)."""
