@@ -353,7 +353,7 @@ class NeuralEstimator(Estimator):
             """The loss on positives (users, items) and fixed negatives (len, k), as in training."""
             n = len(users)
             if grouped:
-                s = torch.cat([self._forward(module, users, items[:, None]), self._forward(module, users, negs)], dim=1)
+                s = self._forward(module, users, torch.cat([items[:, None], negs], dim=1))  # (n, 1 + k) in one pass
                 return float(loss_fn(s[:, 0], s[:, 1:]))
             if bpr:
                 uu = users.repeat_interleave(negs.shape[1])
