@@ -508,42 +508,33 @@ _COMMON_DOC = """
 """
 
 
+class _FactorsEstimator(NeuralEstimator):
+    """MF and GMF: the same hyperparameters (an embedding size and the common ones)."""
+
+    def __init__(self, factors: int = 32, *, task: str = "ranking", biases: bool | None = None,
+                 output_activation: str = "none", loss: str | None = None, lr: float = 0.01, optimizer: str = "adam",
+                 weight_decay: float = 0.0, l2: float = 0.0, lr_schedule: str = "none", epochs: int = 10,
+                 batch_size: int = 4096, n_negatives: int = 4, positive_threshold: float | None = None,
+                 target_scaling: str = "center", early_stopping: str | None = "auto", patience: int | None = 3,
+                 seed: int = 0, device: str = "cpu", eval_k: int = 10, val_candidates: int = 99,
+                 verbose: bool = False, checkpoint_dir: str | None = None, resume: bool = False,
+                 threads: int | None = None, amp: bool = False, sparse: bool | str = "auto") -> None:
+        _store(self, locals())
+
+    def _arch(self) -> dict[str, Any]:
+        return {"factors": int(self.factors)}
+
+
 @register("mf")
-class MFEstimator(NeuralEstimator):
+class MFEstimator(_FactorsEstimator):
     __doc__ = "Matrix factorisation (dot product + user/item/global biases)." + _COMMON_DOC
     kind = "mf"
 
-    def __init__(self, factors: int = 32, *, task: str = "ranking", biases: bool | None = None,
-                 output_activation: str = "none", loss: str | None = None, lr: float = 0.01, optimizer: str = "adam",
-                 weight_decay: float = 0.0, l2: float = 0.0, lr_schedule: str = "none", epochs: int = 10,
-                 batch_size: int = 4096, n_negatives: int = 4, positive_threshold: float | None = None,
-                 target_scaling: str = "center", early_stopping: str | None = "auto", patience: int | None = 3,
-                 seed: int = 0, device: str = "cpu", eval_k: int = 10, val_candidates: int = 99,
-                 verbose: bool = False, checkpoint_dir: str | None = None, resume: bool = False,
-                 threads: int | None = None, amp: bool = False, sparse: bool | str = "auto") -> None:
-        _store(self, locals())
-
-    def _arch(self) -> dict[str, Any]:
-        return {"factors": int(self.factors)}
-
 
 @register("gmf")
-class GMFEstimator(NeuralEstimator):
+class GMFEstimator(_FactorsEstimator):
     __doc__ = "Generalised matrix factorisation (He et al. 2017; paper preset factors=8)." + _COMMON_DOC
     kind = "gmf"
-
-    def __init__(self, factors: int = 32, *, task: str = "ranking", biases: bool | None = None,
-                 output_activation: str = "none", loss: str | None = None, lr: float = 0.01, optimizer: str = "adam",
-                 weight_decay: float = 0.0, l2: float = 0.0, lr_schedule: str = "none", epochs: int = 10,
-                 batch_size: int = 4096, n_negatives: int = 4, positive_threshold: float | None = None,
-                 target_scaling: str = "center", early_stopping: str | None = "auto", patience: int | None = 3,
-                 seed: int = 0, device: str = "cpu", eval_k: int = 10, val_candidates: int = 99,
-                 verbose: bool = False, checkpoint_dir: str | None = None, resume: bool = False,
-                 threads: int | None = None, amp: bool = False, sparse: bool | str = "auto") -> None:
-        _store(self, locals())
-
-    def _arch(self) -> dict[str, Any]:
-        return {"factors": int(self.factors)}
 
 
 @register("mlp")
