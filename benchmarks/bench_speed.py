@@ -106,37 +106,16 @@ def time_to_target(split, cands, target: float, max_epochs: int | None = None, r
     refit: then retrain on train + validation for the best epoch count (ncf train's ranking default), test HR@10
     after each of its epochs; its time to target counts the whole first run plus the refit epochs so far.
     """
-    from ncf.evaluation.protocols import evaluate_sampled
     from ncf.models.ncf_estimator import NeuMFEstimator
 
     params = train_defaults() | params
     est = NeuMFEstimator(**(params | (dict(epochs=max_epochs) if max_epochs else {})))
-    curve: list[dict] = []
-
-    def hook(trainer):
-        est.module_ = trainer.module
-        m = evaluate_sampled(est, split.test, cands, ks=(10,))
-        row = trainer.history[-1]
-        curve.append({"epoch": int(row["epoch"]), "seconds": float(row["seconds"]), "test_hr@10": m["hr@10"],
-                      "test_ndcg@10": m["ndcg@10"], "val_hr@10": row.get("val_hr@10")})
-
-    with epoch_hook(hook):
-        est.fit(split.train, split.valid)
+    curve = _test_curve(est, split.test, cands, split.train, split.valid)
     out = _curve_summary(est, curve, target)
     if refit:  # the ranking default of `ncf train`: retrain on train + validation for the best epoch count
         t_first = float(np.sum([c["seconds"] for c in curve]))
         ref = NeuMFEstimator(**(params | {"epochs": int(est.best_epoch_), "early_stopping": None, "patience": None}))
-        rcurve: list[dict] = []
-
-        def rhook(trainer):
-            ref.module_ = trainer.module
-            m = evaluate_sampled(ref, split.test, cands, ks=(10,))
-            row = trainer.history[-1]
-            rcurve.append({"epoch": int(row["epoch"]), "seconds": float(row["seconds"]), "test_hr@10": m["hr@10"],
-                           "test_ndcg@10": m["ndcg@10"]})
-
-        with epoch_hook(rhook):
-            ref.fit(split.train_valid())
+        rcurve = _test_curve(ref, split.test, cands, split.train_valid())
         rcum = t_first + np.cumsum([c["seconds"] for c in rcurve])
         hit = next((k for k, c in enumerate(rcurve) if c["test_hr@10"] >= target), None)
         out["refit"] = {"curve": rcurve, "first_run_seconds": t_first, "seconds": float(rcum[-1] - t_first),
@@ -145,6 +124,24 @@ def time_to_target(split, cands, target: float, max_epochs: int | None = None, r
                         "seconds_to_target": None if hit is None else float(rcum[hit]),
                         "total_seconds": float(rcum[-1])}
     return out
+
+
+def _test_curve(est, test, cands, train, valid=None) -> list[dict]:
+    """Fit est; after every epoch (outside its clock) record its seconds, test HR/NDCG@10 and val HR@10."""
+    from ncf.evaluation.protocols import evaluate_sampled
+
+    curve: list[dict] = []
+
+    def hook(trainer):
+        est.module_ = trainer.module
+        m = evaluate_sampled(est, test, cands, ks=(10,))
+        row = trainer.history[-1]
+        curve.append({"epoch": int(row["epoch"]), "seconds": float(row["seconds"]), "test_hr@10": m["hr@10"],
+                      "test_ndcg@10": m["ndcg@10"], "val_hr@10": row.get("val_hr@10")})
+
+    with epoch_hook(hook):
+        est.fit(train, valid)
+    return curve
 
 
 def _curve_summary(est, curve: list[dict], target: float) -> dict:
@@ -175,7 +172,7 @@ def main() -> None:
 
     data, split, cands = ml100k_loo()
     defaults = NeuMFEstimator(**train_defaults())
-    bce = {"loss": "bce", "n_negatives": 4, "batch_size": 4096, "lr": 0.01, "epochs": 6, "lr_schedule": "cosine"}
+    bce = {k: v for k, v in NeuMFEstimator().get_params().items() if k in train_defaults()}  # the class's BCE setup
     print(f"ml-100k LOO: train {len(split.train):,}, test {len(split.test):,}; torch threads {torch.get_num_threads()}")
     results: dict = {"defaults": {k: v for k, v in defaults.get_params().items()}}
     previous = RESULTS / "speed.json"
@@ -189,8 +186,8 @@ def main() -> None:
         for rep in range(args.reps):
             runs["tutorial_256"].append(tutorial_throughput(defaults, split.train, tensors))
             runs["ours_default"].append(our_throughput(split.train, **train_defaults()))
-            runs["ours_bce_4096"].append(our_throughput(split.train, **(train_defaults() | bce)))
-            runs["ours_256"].append(our_throughput(small_train, **(train_defaults() | bce | {"batch_size": 256})))
+            runs["ours_bce_4096"].append(our_throughput(split.train, **bce))
+            runs["ours_256"].append(our_throughput(small_train, **(bce | {"batch_size": 256})))
             print(f"  rep {rep + 1}: " + ", ".join(f"{k} {v[-1] / 1e3:,.0f}k/s" for k, v in runs.items()))
         med = {k: statistics.median(v) for k, v in runs.items()}
         results["throughput"] = {"runs": runs, "median": med,
