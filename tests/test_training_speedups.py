@@ -12,7 +12,7 @@ from torch import nn
 import ncf.sampling as sampling
 import ncf.training as T
 from ncf.models.modules import NeuMF
-from ncf.training import SparseGradSum, Trainer, _densify_sparse_grads, _make_optimizer, auto_threads, sparse_embeddings
+from ncf.training import SparseGradSum, Trainer, _make_optimizer, auto_threads, sparse_embeddings
 
 N_USERS, N_ITEMS = 300, 120
 
@@ -21,6 +21,16 @@ def _bce(module, batch):
     u, i, y = batch[0].long(), batch[1].long(), batch[2].float()
     loss = nn.functional.binary_cross_entropy_with_logits(module(u, i), y)
     return loss, loss
+
+
+def _densify_sparse_grads(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+    """The reference: each sparse gradient summed into fresh zeros with index_add_ (SparseGradSum must match)."""
+    with torch.no_grad():
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                g = p.grad
+                if g is not None and g.is_sparse:
+                    p.grad = torch.zeros_like(p).index_add_(0, g._indices()[0], g._values())
 
 
 def _train(hook, batch_size: int, steps: int = 12, set_to_none: bool = True, opt_name: str = "adam"):

@@ -112,16 +112,6 @@ class SparseGradSum:
         return buf
 
 
-def _densify_sparse_grads(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
-    """Sum each sparse gradient into fresh zeros with index_add_ (the reference `SparseGradSum` matches)."""
-    with torch.no_grad():
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                g = p.grad
-                if g is not None and g.is_sparse:
-                    p.grad = torch.zeros_like(p).index_add_(0, g._indices()[0], g._values())
-
-
 def sparse_embeddings(module: nn.Module, on: bool) -> list[nn.Parameter]:
     """Switch sparse gradients of every nn.Embedding of `module` on/off; returns the embedding weights."""
     weights = []
