@@ -35,6 +35,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 FULL_ROWS = 25_000_000
+N_NEGATIVES = 4  # per positive: a training row (softmax) or 1 + N_NEGATIVES rows (bce) of scored pairs
 TARGETS = {"epoch_s": 180.0, "peak_gb": 6.0, "full_10k_s": 120.0, "sampled_all_s": 60.0}
 
 
@@ -109,12 +110,13 @@ def measure(folder: str, args: argparse.Namespace) -> dict:
 
     t = time.perf_counter()
     stopped = _limit_steps(args.max_steps)
-    rows = args.batch_size // 5 if args.loss == "softmax" else args.batch_size  # --batch-size counts pairs
+    pairs_per_row = 1 + N_NEGATIVES if args.loss == "softmax" else 1
+    rows = args.batch_size // pairs_per_row  # --batch-size counts scored pairs
     threads = args.threads or auto_threads(split.train.n_users + split.train.n_items, rows)
-    est = NeuMFEstimator(factors=args.factors, layers=tuple(args.layers), epochs=1, n_negatives=4, loss=args.loss,
+    est = NeuMFEstimator(factors=args.factors, layers=tuple(args.layers), epochs=1, n_negatives=N_NEGATIVES, loss=args.loss,
                          batch_size=rows, lr=args.lr, early_stopping=None, seed=0, device=args.device,
                          threads=threads)
-    n_samples = len(split.train) * 5  # each positive + 4 negatives
+    n_samples = len(split.train) * (1 + N_NEGATIVES)  # each positive + its negatives
     try:
         est.fit(split.train)
     except _Stop:  # --max-steps: the epoch's tensors were built, only part of the batch loop ran
@@ -216,7 +218,7 @@ def main() -> None:
     print(f"\npeak RSS {res['peak_gb']} GB; load average at the end {res['load_avg'][0]:.1f} on {os.cpu_count()} cores")
     if rows != FULL_ROWS:  # linear extrapolation of the times to the full ML-25M shape (same load)
         li, fr, sa = ph["load+index"], ph["full ranking, user sample"], ph["sampled eval, all users"]
-        est = {"epoch_s": 5 * 24.67e6 / ep["samples_per_s"],  # loop only, at the measured samples/s
+        est = {"epoch_s": (1 + N_NEGATIVES) * 24.67e6 / ep["samples_per_s"],  # loop only, at the measured samples/s
                "full_10k_s": fr["s"] / fr["users"] * 10_000 * 59_047 / li["items"],
                "sampled_all_s": sa["s"] * 162_541 / li["users"]}
         res["extrapolated_full_size"] = {k: round(v, 1) for k, v in est.items()}
